@@ -1,0 +1,88 @@
+/**
+ * ADD: reserve an address, create the veth pair straight into the pod netns, configure both ends.
+ * Two `ip` processes in all (host batch, pod batch). Every step pushes its undo; a failure undoes
+ * everything in reverse, so a failed ADD leaves neither a link nor a reservation.
+ */
+import { ErrorCode, TwillError } from '../../common/errors.js';
+import { ipBatch } from '../../dataplane/command.js';
+import { IP_FORWARD, proxyArpPath } from '../../dataplane/host-facts.js';
+import { allocate, release } from '../../ipam/allocator.js';
+import { FsIpamStore } from '../../ipam/fs-store.js';
+import type { Attachment } from '../../ipam/types.js';
+import { formatIPv4 } from '../../net/ipv4.js';
+import { addResult, hostMac, renderHostAdd, renderMasquerade, renderPodAdd, type AddPlan } from '../add-plan.js';
+import type { NetConf } from '../config.js';
+import type { CniDeps } from '../deps.js';
+import type { CniEnv } from '../env.js';
+import { hostVethName, renderVethAlias } from '../naming.js';
+import { ipamDataDir } from '../pod-network.js';
+import type { CniResult } from '../result.js';
+import { rangeOf, resolveNetwork } from './context.js';
+
+export function cmdAdd(env: CniEnv, conf: NetConf, deps: CniDeps): CniResult {
+  if (!deps.host.exists(env.netns)) {
+    throw new TwillError(ErrorCode.InvalidEnv, `CNI_NETNS ${env.netns} does not exist`);
+  }
+  const net = resolveNetwork(conf, deps);
+  const owner: Attachment = { containerId: env.containerId, ifName: env.ifName };
+  const undo: Array<() => void> = [];
+  try {
+    const store = FsIpamStore.open(ipamDataDir(conf), conf.name);
+    const { ip, existing } = allocate(store, rangeOf(net), owner);
+    if (!existing) undo.push(() => release(store, owner));
+    deps.log.debug('address reserved', { ip: formatIPv4(ip), existing });
+
+    const links = deps.host.listLinks();
+    const hostVeth = hostVethName(owner);
+    const plan: AddPlan = {
+      net,
+      network: conf.name,
+      netns: env.netns,
+      ifName: env.ifName,
+      hostVeth,
+      alias: renderVethAlias(conf.name, owner),
+      ip,
+      replaceExisting: links.has(hostVeth),
+    };
+    if (net.mode === 'bridge' && !links.has(net.bridge)) ensureBridge(deps, net.bridge, hostMac(net.gateway));
+    undo.push(() => removeLink(deps, hostVeth));
+    ipBatch(deps.runner, renderHostAdd(plan), { what: 'configuring the host side' });
+    if (net.mode === 'routed') deps.host.ensureSysctl(proxyArpPath(hostVeth), '1');
+    ipBatch(deps.runner, renderPodAdd(plan), { netns: env.netns, what: 'configuring the pod side' });
+    if (deps.host.ensureSysctl(IP_FORWARD, '1')) deps.log.info('enabled IPv4 forwarding');
+    if (net.ipMasq) nft(deps, renderMasquerade(net));
+    const result = addResult(plan, conf.cniVersion);
+    if (net.mode === 'bridge' && result.interfaces?.[0]) result.interfaces[0].mac = hostMac(net.gateway);
+    deps.log.info('pod attached', { ip: formatIPv4(ip), hostVeth, mode: net.mode });
+    return result;
+  } catch (e) {
+    for (const step of undo.reverse()) {
+      try {
+        step();
+      } catch (u) {
+        deps.log.warn('rollback step failed', { err: (u as Error).message });
+      }
+    }
+    throw e;
+  }
+}
+
+/** Creates the bridge if it is missing; a concurrent ADD creating it first is fine. */
+function ensureBridge(deps: CniDeps, bridge: string, mac: string): void {
+  const r = deps.runner.run(['ip', 'link', 'add', 'name', bridge, 'address', mac, 'type', 'bridge']);
+  if (r.status !== 0 && !r.stderr.includes('File exists')) {
+    throw new TwillError(ErrorCode.KernelFailure, `creating bridge ${bridge} failed: ${r.stderr.trim()}`);
+  }
+}
+
+export function removeLink(deps: CniDeps, name: string): boolean {
+  const r = deps.runner.run(['ip', 'link', 'del', name]);
+  if (r.status === 0) return true;
+  if (/Cannot find device|does not exist/.test(r.stderr)) return false;
+  throw new TwillError(ErrorCode.KernelFailure, `deleting ${name} failed: ${r.stderr.trim()}`);
+}
+
+function nft(deps: CniDeps, text: string): void {
+  const r = deps.runner.run(['nft', '-f', '-'], text);
+  if (r.status !== 0) throw new TwillError(ErrorCode.KernelFailure, `nftables update failed: ${r.stderr.trim()}`);
+}

@@ -1,0 +1,46 @@
+/**
+ * GC (spec 1.1): release every reservation and remove every host-side veth of this network whose
+ * attachment is not in `cni.dev/valid-attachments`. Works without the pod netns (libcni may call
+ * it after the sandbox is gone).
+ *
+ * The list arriving as `null` means "no valid attachments" (libcni sends an empty Go slice so).
+ * The key missing altogether is an error: a runtime that sends no list must not wipe the node.
+ */
+import { ErrorCode, TwillError } from '../../common/errors.js';
+import { ipBatch, parseJsonLines } from '../../dataplane/command.js';
+import { collectGarbage } from '../../ipam/allocator.js';
+import { FsIpamStore } from '../../ipam/fs-store.js';
+import { attachmentKey, type Attachment } from '../../ipam/types.js';
+import { formatIPv4 } from '../../net/ipv4.js';
+import type { NetConf } from '../config.js';
+import type { CniDeps } from '../deps.js';
+import { hostVethName, isOurVeth, parseVethAlias } from '../naming.js';
+import { ipamDataDir } from '../pod-network.js';
+import { removeLink } from './add.js';
+
+export function validAttachments(conf: NetConf): Attachment[] {
+  const raw = 'cni.dev/valid-attachments' in conf ? conf['cni.dev/valid-attachments'] : conf['cni.dev/attachments'];
+  if (raw === undefined && !('cni.dev/valid-attachments' in conf) && !('cni.dev/attachments' in conf)) {
+    throw new TwillError(ErrorCode.InvalidConfig, 'GC needs cni.dev/valid-attachments in the network configuration');
+  }
+  return (raw ?? []).map((a) => ({ containerId: a.containerID, ifName: a.ifname }));
+}
+
+export function cmdGc(conf: NetConf, deps: CniDeps): void {
+  const valid = validAttachments(conf);
+  const keep = new Set(valid.map(attachmentKey));
+  const keepNames = new Set(valid.map(hostVethName));
+  const store = FsIpamStore.openExisting(ipamDataDir(conf), conf.name);
+  const released = store ? collectGarbage(store, valid) : [];
+
+  const out = ipBatch(deps.runner, ['link show type veth'], { json: true, what: 'listing veths' });
+  const stale: string[] = [];
+  for (const link of parseJsonLines(out).flat() as Array<{ ifname?: string; ifalias?: string }>) {
+    const name = link.ifname ?? '';
+    if (!isOurVeth(name)) continue;
+    const owner = link.ifalias ? parseVethAlias(link.ifalias) : undefined;
+    if (owner ? owner.network === conf.name && !keep.has(attachmentKey(owner.attachment)) : !keepNames.has(name)) stale.push(name);
+  }
+  for (const name of stale) removeLink(deps, name);
+  deps.log.info('gc done', { valid: valid.length, released: released.map((r) => formatIPv4(r.ip)), removedLinks: stale });
+}

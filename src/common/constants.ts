@@ -1,0 +1,35 @@
+/**
+ * Every name Twill leaves in the kernel or on disk, in one place, so that a freshly started
+ * process recognises its own objects (and only those).
+ */
+
+/** Host-side veth names: prefix + 11 hex chars of sha256(containerId + ifName); 15 chars in all (IFNAMSIZ-1). */
+export const VETH_PREFIX = 'twl';
+export const VETH_HASH_LEN = 12;
+
+/** ifalias written on every host-side veth: `twill/<network>/<containerId>/<ifName>`. */
+export const VETH_ALIAS_PREFIX = 'twill/';
+
+/** Default bridge for `bridge` mode (flannel's name, so operators find it where they expect). */
+export const DEFAULT_BRIDGE = 'cni0';
+
+/** rtnetlink protocol number on every route Twill installs (`ip route ... proto 0x54`, 'T'). */
+export const ROUTE_PROTO = 84;
+
+/** Link-local next hop of a pod's default route in `routed` mode (the Calico model). */
+export const ROUTED_GATEWAY = '169.254.1.1';
+
+/** nftables table the CNI plugin owns (masquerade for pods with ipMasq). The agent owns `inet twill`. */
+export const NFT_CNI_TABLE = 'twill_cni';
+
+/** Files shared between agent and plugin. */
+export const SUBNET_FILE = '/run/twill/subnet.env';
+export const DEFAULT_IPAM_DIR = '/var/lib/twill/ipam';
+
+/** VXLAN encapsulation overhead: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN_OVERHEAD = 50;
+export const DEFAULT_UNDERLAY_MTU = 1500;
+
+/** CNI spec versions the plugin speaks, oldest first. */
+export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
+export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
