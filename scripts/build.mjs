@@ -19,3 +19,6 @@ await build({
   banner: { js: '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node' },
 });
 chmodSync('bin/twill-cni', 0o755);
+// The CLI: a thin launcher over the compiled modules.
+import { writeFileSync } from 'node:fs';
+writeFileSync('bin/twill', '#!/usr/bin/env node\nimport "../dist/src/cli/main.js";\n', { mode: 0o755 });
