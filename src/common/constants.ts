@@ -33,3 +33,18 @@ export const DEFAULT_UNDERLAY_MTU = 1500;
 /** CNI spec versions the plugin speaks, oldest first. */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
+
+/** Datastore layout (etcd keys; Kubernetes objects use the same names). */
+export const DATASTORE_PREFIX = '/twill/';
+export const CONFIG_KEY = '/twill/config';
+export const SUBNETS_PREFIX = '/twill/subnets/';
+/** Subnet lease time to live and how long before expiry the agent renews. */
+export const LEASE_TTL_SECONDS = 24 * 3600;
+export const LEASE_RENEW_MARGIN_SECONDS = 3600;
+
+/** Node agent kernel objects. */
+export const VXLAN_DEVICE_PREFIX = 'twill.';
+export const DEFAULT_VXLAN_VNI = 1;
+export const DEFAULT_VXLAN_PORT = 8472;
+/** nftables table the agent owns and replaces atomically. */
+export const NFT_AGENT_TABLE = 'twill';
