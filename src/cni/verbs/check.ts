@@ -2,6 +2,7 @@
  * CHECK: compares the kernel with `prevResult` and the IPAM records, and reports every difference
  * (interface, MAC, MTU, state, address, routes, host side, reservation) in one error.
  */
+import { ROUTE_PROTO } from '../../common/constants.js';
 import { ErrorCode, TwillError } from '../../common/errors.js';
 import { inNetns, parseJsonLines } from '../../dataplane/command.js';
 import { holds } from '../../ipam/allocator.js';
@@ -55,6 +56,7 @@ export function cmdCheck(env: CniEnv, conf: NetConf, deps: CniDeps): void {
   }
 
   checkHost(deps, conf, owner, net.mode === 'bridge' ? net.bridge : undefined, diffs);
+  if (net.mode === 'routed') checkHostRoutes(deps, hostVethName(owner), ips.map((i) => i.address), diffs);
   const store = FsIpamStore.openExisting(ipamDataDir(conf), conf.name);
   for (const ip of ips) {
     const addr = parseCidr(ip.address);
@@ -88,6 +90,16 @@ function checkHost(deps: CniDeps, conf: NetConf, owner: { containerId: string; i
   if (link.ifalias !== renderVethAlias(conf.name, owner)) diffs.push(`host-side veth ${name} does not belong to ${owner.containerId}/${owner.ifName}`);
   if (!link.flags?.includes('UP')) diffs.push(`host-side veth ${name} is down`);
   if (bridge !== undefined && link.master !== bridge) diffs.push(`host-side veth ${name} is not attached to bridge ${bridge}`);
+}
+
+/** Routed mode: each pod address has its /32 route (protocol 84) to the host-side veth. */
+function checkHostRoutes(deps: CniDeps, veth: string, addresses: string[], diffs: string[]): void {
+  const r = deps.runner.run(['ip', '-json', 'route', 'show', 'proto', String(ROUTE_PROTO), 'dev', veth]);
+  const routes = r.status === 0 ? (parseJsonLines(r.stdout).flat() as IpRoute[]) : [];
+  for (const a of addresses) {
+    const ip = a.split('/')[0];
+    if (!routes.some((x) => x.dst === ip)) diffs.push(`host route ${ip}/32 dev ${veth} is missing`);
+  }
 }
 
 export type { CniResult };
