@@ -1,0 +1,72 @@
+/**
+ * `twill connectivity test`: from every pod to one pod on every node (and to every node's
+ * underlay IP), ICMP and TCP, as a pass/fail matrix. Exit status 1 on any failure.
+ */
+import { spawnSync } from 'node:child_process';
+import { LAB_HTTP_PORT, type LabState } from './lab.js';
+
+export interface Probe {
+  from: string;
+  fromNetns: string;
+  to: string;
+  ip: string;
+  tcp: boolean;
+}
+
+export interface ProbeResult extends Probe {
+  icmp: boolean;
+  tcpOk: boolean | undefined;
+}
+
+/** Pure: the probes for a lab's current pods. */
+export function planProbes(state: LabState): Probe[] {
+  const pods = Object.entries(state.pods);
+  const targets: Array<{ to: string; ip: string; tcp: boolean }> = [];
+  for (const node of state.plan.nodes) {
+    const first = pods.find(([, p]) => p.node === node.name);
+    if (first) targets.push({ to: first[0], ip: first[1].ip, tcp: true });
+    targets.push({ to: node.name, ip: node.address, tcp: false });
+  }
+  const probes: Probe[] = [];
+  for (const [name, pod] of pods) {
+    for (const t of targets) if (t.to !== name) probes.push({ from: name, fromNetns: pod.netns, ...t });
+  }
+  return probes;
+}
+
+function icmp(netns: string, ip: string): boolean {
+  return spawnSync('ip', ['netns', 'exec', netns, 'ping', '-c', '1', '-W', '2', ip], { stdio: 'ignore' }).status === 0;
+}
+
+function tcp(netns: string, ip: string): boolean {
+  const r = spawnSync('ip', ['netns', 'exec', netns, '/bin/busybox', 'nc', '-w', '2', ip, String(LAB_HTTP_PORT)], { encoding: 'utf8', input: '', timeout: 5000 });
+  return (r.stdout ?? '').includes('twill');
+}
+
+export function runProbes(probes: Probe[]): ProbeResult[] {
+  return probes.map((p) => {
+    let ok = icmp(p.fromNetns, p.ip);
+    if (!ok) ok = icmp(p.fromNetns, p.ip); // one retry: the first packet may wait for ARP/neighbour resolution
+    return { ...p, icmp: ok, tcpOk: p.tcp ? tcp(p.fromNetns, p.ip) : undefined };
+  });
+}
+
+/** Renders the matrix: rows = source pods, columns = targets; cell "ok", "icmp", "tcp" or "FAIL". */
+export function renderMatrix(results: ProbeResult[]): string[] {
+  const cols = [...new Set(results.map((r) => r.to))];
+  const rows = [...new Set(results.map((r) => r.from))];
+  const width = Math.max(...cols.map((c) => c.length), 6) + 1;
+  const lines = [`${''.padEnd(14)}${cols.map((c) => c.padEnd(width)).join('')}`];
+  for (const row of rows) {
+    const cells = cols.map((c) => {
+      const r = results.find((x) => x.from === row && x.to === c);
+      if (!r) return '-'.padEnd(width);
+      const cell = r.icmp && r.tcpOk !== false ? 'ok' : !r.icmp && r.tcpOk === false ? 'FAIL' : !r.icmp ? 'FAIL-icmp' : 'FAIL-tcp';
+      return cell.padEnd(width);
+    });
+    lines.push(`${row.padEnd(14)}${cells.join('')}`);
+  }
+  const failed = results.filter((r) => !r.icmp || r.tcpOk === false).length;
+  lines.push(`connectivity: ${results.length - failed} of ${results.length} probes ok${failed ? `, ${failed} FAILED` : ''}`);
+  return lines;
+}
