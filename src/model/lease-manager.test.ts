@@ -1,0 +1,292 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { LEASE_RENEW_MARGIN_SECONDS, LEASE_TTL_SECONDS, SUBNETS_PREFIX } from '../common/constants.js';
+import { MemoryDatastore } from '../datastore/memory/memory-store.js';
+import { DatastoreError, isDatastoreError } from '../datastore/types.js';
+import { formatCidr } from '../net/ipv4.js';
+import { validateClusterConfig, type ClusterConfig } from './cluster-config.js';
+import { isLeaseError, LeaseManager, type LeaseManagerOptions, type NodeLeaseRequest } from './lease-manager.js';
+import { leaseKey, parseLease, renderLeaseValue, type InvalidLease, type Lease } from './lease.js';
+
+function config(raw: Record<string, unknown>): ClusterConfig {
+  const r = validateClusterConfig(raw);
+  assert.ok(r.ok, JSON.stringify(r));
+  return r.config;
+}
+
+const CFG16 = config({ Network: '10.244.0.0/16', SubnetLen: 24 });
+const CFG22 = config({ Network: '10.244.0.0/22', SubnetLen: 24 });
+
+class FakeClock {
+  constructor(public ms = Date.parse('2030-01-01T00:00:00.000Z')) {}
+  now = (): number => this.ms;
+  advance(seconds: number): void {
+    this.ms += seconds * 1000;
+  }
+}
+
+/** Deterministic [0,1) source (mulberry32). */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function node(name: string, n = 1): NodeLeaseRequest {
+  return { name, publicIP: `192.0.2.${n}`, backendType: 'vxlan', backendData: { vtepMAC: `0e:00:00:00:00:${n.toString(16).padStart(2, '0')}` } };
+}
+
+function setup(cfg = CFG16, extra: Partial<LeaseManagerOptions> = {}) {
+  const clock = new FakeClock();
+  const store = new MemoryDatastore({ clock });
+  const manager = (seed = 1, more: Partial<LeaseManagerOptions> = {}): LeaseManager =>
+    new LeaseManager({ store, config: cfg, now: clock.now, random: seeded(seed), ...extra, ...more });
+  return { clock, store, manager };
+}
+
+async function stored(store: MemoryDatastore, lease: Lease): Promise<Lease> {
+  const kv = await store.get(lease.key);
+  assert.ok(kv, `${lease.key} missing`);
+  const r = parseLease(kv);
+  assert.ok(r.ok, JSON.stringify(r));
+  return r.lease;
+}
+
+describe('LeaseManager.acquire', () => {
+  it('creates a lease with TTL and expiresAt, and the same node keeps its subnet across restarts', async () => {
+    const { clock, store, manager } = setup();
+    const first = await manager(1).acquire(node('node-a'));
+    assert.equal(first.subnet.prefix, 24);
+    assert.equal(first.expiresAt, clock.ms + LEASE_TTL_SECONDS * 1000);
+    const kv = await store.get(first.key);
+    assert.ok(kv?.lease, 'key carries a store TTL lease');
+    assert.deepEqual(await stored(store, first), first);
+
+    clock.advance(600);
+    // a "restart": a new manager with another random seed, and a new public IP / VTEP MAC
+    const again = await manager(99).acquire({ ...node('node-a', 9) });
+    assert.equal(formatCidr(again.subnet), formatCidr(first.subnet));
+    assert.equal(again.publicIP, '192.0.2.9');
+    assert.equal(again.expiresAt, clock.ms + LEASE_TTL_SECONDS * 1000);
+    assert.ok(again.modRevision > first.modRevision);
+    assert.deepEqual(await stored(store, again), again);
+    assert.equal((await store.list(SUBNETS_PREFIX)).items.length, 1);
+  });
+
+  it('re-takes its own lease even after it expired, if nobody reclaimed the key', async () => {
+    const { clock, store, manager } = setup();
+    const old = { ...node('node-a'), subnet: { network: CFG16.subnetMin + 5 * 256, prefix: 24 } };
+    const key = leaseKey(old.subnet);
+    await store.create(key, renderLeaseValue({ ...old, nodeName: 'node-a', expiresAt: clock.ms - 1000 }));
+    const l = await manager().acquire(node('node-a'));
+    assert.equal(l.key, key);
+  });
+
+  it('two managers racing on one store never get the same subnet (many rounds)', async () => {
+    let conflicts = 0;
+    for (let round = 0; round < 40; round++) {
+      const { store, manager } = setup(round % 2 === 0 ? CFG16 : config({ Network: '10.244.0.0/21', SubnetLen: 24 }));
+      const create = store.create.bind(store);
+      store.create = async (...args) => {
+        try {
+          return await create(...args);
+        } catch (e) {
+          if (isDatastoreError(e, 'Conflict')) conflicts += 1;
+          throw e;
+        }
+      };
+      const names = Array.from({ length: round % 2 === 0 ? 12 : 7 }, (_, i) => `n${i}`);
+      // every node gets its own manager; all with the same seed, so they start at the same candidate
+      const leases = await Promise.all(names.map((n, i) => manager(round).acquire(node(n, i + 1))));
+      const subnets = leases.map((l) => formatCidr(l.subnet));
+      assert.equal(new Set(subnets).size, names.length, `round ${round}: ${subnets.join(' ')}`);
+      const { items } = await store.list(SUBNETS_PREFIX);
+      assert.equal(items.length, names.length);
+      for (const l of leases) assert.deepEqual(await stored(store, l), l);
+    }
+    assert.ok(conflicts > 0, 'the managers really raced (create returned Conflict)');
+  });
+
+  it('reclaims an expired lease of another node when no subnet is free (key still present)', async () => {
+    const { clock, store, manager } = setup(CFG22);
+    const m = manager();
+    const a = await m.acquire(node('a', 1));
+    const b = await m.acquire(node('b', 2));
+    const c = await m.acquire(node('c', 3));
+    // make b's lease expired by its expiresAt while the store keeps the key (e.g. another agent's clock)
+    const kvB = await store.get(b.key);
+    assert.ok(kvB);
+    await store.update(b.key, renderLeaseValue({ ...b, expiresAt: clock.ms - 1 }), kvB.modRevision);
+    const d = await m.acquire(node('d', 4));
+    assert.equal(d.key, b.key);
+    assert.equal((await stored(store, d)).nodeName, 'd');
+    // b comes back: its subnet is gone, nothing else is free
+    await assert.rejects(m.acquire(node('b', 2)), (e) => isLeaseError(e, 'SubnetsExhausted'));
+    assert.deepEqual(
+      [a, c, d].map((l) => l.nodeName),
+      ['a', 'c', 'd'],
+    );
+  });
+
+  it('prefers a never-used subnet over reclaiming an expired one', async () => {
+    const { clock, store, manager } = setup(CFG22);
+    const m = manager();
+    const a = await m.acquire(node('a', 1));
+    const kv = await store.get(a.key);
+    assert.ok(kv);
+    await store.update(a.key, renderLeaseValue({ ...a, expiresAt: clock.ms - 1 }), kv.modRevision);
+    const b = await m.acquire(node('b', 2));
+    assert.notEqual(b.key, a.key);
+  });
+
+  it('racing reclaimers of one expired lease: exactly one wins, the other gets SubnetsExhausted', async () => {
+    const { clock, store, manager } = setup(CFG22);
+    const m = manager();
+    const held = await Promise.all(['a', 'b', 'c'].map((n, i) => m.acquire(node(n, i + 1))));
+    const victim = held[1] as Lease;
+    const kv = await store.get(victim.key);
+    assert.ok(kv);
+    await store.update(victim.key, renderLeaseValue({ ...victim, expiresAt: clock.ms - 1 }), kv.modRevision);
+    const results = await Promise.allSettled([manager(5).acquire(node('x', 7)), manager(6).acquire(node('y', 8))]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    assert.equal(won.length, 1);
+    assert.equal(won[0]?.status === 'fulfilled' && won[0].value.key, victim.key);
+    const lost = results.find((r) => r.status === 'rejected');
+    assert.ok(lost && isLeaseError(lost.reason, 'SubnetsExhausted'));
+  });
+
+  it('keys that the store expired (TTL) are free again', async () => {
+    const { clock, store, manager } = setup(CFG22, { ttlSeconds: 60 });
+    const m = manager();
+    for (const n of ['a', 'b', 'c']) await m.acquire(node(n));
+    await assert.rejects(m.acquire(node('d')), (e) => isLeaseError(e, 'SubnetsExhausted'));
+    clock.advance(61);
+    const d = await m.acquire(node('d'));
+    assert.equal((await store.list(SUBNETS_PREFIX)).items.length, 1);
+    assert.equal(d.nodeName, 'd');
+  });
+
+  it('exhaustion: a /22 of /24s holds 3 leases (first subnet skipped), then a typed error', async () => {
+    const { manager } = setup(CFG22);
+    const m = manager();
+    const got = [];
+    for (const n of ['a', 'b', 'c']) got.push(formatCidr((await m.acquire(node(n))).subnet));
+    assert.deepEqual(got.sort(), ['10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24']);
+    await assert.rejects(m.acquire(node('d')), (e: unknown) => {
+      assert.ok(isLeaseError(e, 'SubnetsExhausted'));
+      assert.equal(
+        e.message,
+        'no free subnet for node d: all 3 /24 subnets of 10.244.0.0/22 are leased (widen Network, SubnetMin/SubnetMax or lower SubnetLen)',
+      );
+      return true;
+    });
+  });
+
+  it('reports invalid records once and ignores them; their subnets stay occupied', async () => {
+    const { store, manager } = setup(CFG22);
+    await store.create(`${SUBNETS_PREFIX}10.244.1.0-24`, 'garbage');
+    await store.create(`${SUBNETS_PREFIX}not-a-subnet`, '{}');
+    await store.create(`${SUBNETS_PREFIX}10.244.2.0-24`, JSON.stringify({ subnet: '10.244.2.0/24', nodeName: 'x' }));
+    const seen: InvalidLease[] = [];
+    const m = manager(1, { onInvalid: (i) => seen.push(i) });
+    const a = await m.acquire(node('a'));
+    assert.equal(formatCidr(a.subnet), '10.244.3.0/24');
+    assert.deepEqual(seen.map((i) => i.key).sort(), [
+      `${SUBNETS_PREFIX}10.244.1.0-24`,
+      `${SUBNETS_PREFIX}10.244.2.0-24`,
+      `${SUBNETS_PREFIX}not-a-subnet`,
+    ]);
+    await assert.rejects(m.acquire(node('b')), (e) => isLeaseError(e, 'SubnetsExhausted'));
+    assert.equal((await store.get(`${SUBNETS_PREFIX}10.244.1.0-24`))?.value, 'garbage');
+    const snap = await m.list();
+    assert.equal(snap.leases.length, 1);
+    assert.equal(snap.invalid.length, 3);
+  });
+
+  it('drops stale leases of the same node from an older config', async () => {
+    const { clock, store } = setup();
+    const oldCfg = config({ Network: '10.244.0.0/16', SubnetLen: 25 });
+    const old = await new LeaseManager({ store, config: oldCfg, now: clock.now, random: seeded(3) }).acquire(node('a'));
+    const cur = await new LeaseManager({ store, config: CFG16, now: clock.now, random: seeded(3) }).acquire(node('a'));
+    assert.equal(cur.subnet.prefix, 24);
+    assert.equal(await store.get(old.key), undefined);
+  });
+
+  it('propagates Unavailable', async () => {
+    const { store, manager } = setup();
+    store.setUnavailable(true);
+    await assert.rejects(manager().acquire(node('a')), (e) => e instanceof DatastoreError && e.kind === 'Unavailable');
+  });
+});
+
+describe('LeaseManager.renew / renewDueAt / release', () => {
+  it('renew extends expiry and the store TTL', async () => {
+    const { clock, store, manager } = setup(CFG16, { ttlSeconds: 3600 });
+    const m = manager();
+    const l = await m.acquire(node('a'));
+    clock.advance(3000);
+    const r = await m.renew(l);
+    assert.equal(r.expiresAt, clock.ms + 3600 * 1000);
+    assert.ok(r.modRevision > l.modRevision);
+    assert.deepEqual(await stored(store, r), r);
+    clock.advance(3000); // past the first expiry, before the renewed one
+    assert.ok(await store.get(l.key), 'store TTL was extended too');
+  });
+
+  it('renewDueAt = expiresAt - LEASE_RENEW_MARGIN_SECONDS (capped at half the TTL)', async () => {
+    const { manager } = setup();
+    const l = await manager().acquire(node('a'));
+    assert.equal(manager().renewDueAt(l), l.expiresAt - LEASE_RENEW_MARGIN_SECONDS * 1000);
+    assert.equal(manager(1, { ttlSeconds: 60 }).renewDueAt(l), l.expiresAt - 30 * 1000);
+  });
+
+  it('renew with a stale revision of its own lease succeeds; of a lease now owned by another node fails LeaseLost', async () => {
+    const { clock, store, manager } = setup();
+    const m = manager();
+    const l = await m.acquire(node('a'));
+    const again = await m.acquire(node('a')); // bumps the revision (e.g. a restart in between)
+    const r = await m.renew(l);
+    assert.ok(r.modRevision > again.modRevision);
+    const kv = await store.get(l.key);
+    assert.ok(kv);
+    await store.update(l.key, renderLeaseValue({ ...r, nodeName: 'thief', expiresAt: clock.ms + 1000 }), kv.modRevision);
+    await assert.rejects(m.renew(r), (e) => isLeaseError(e, 'LeaseLost'));
+  });
+
+  it('renew re-creates a key the store expired, unless another node took it', async () => {
+    const { clock, store, manager } = setup(CFG16, { ttlSeconds: 60 });
+    const m = manager();
+    const l = await m.acquire(node('a'));
+    clock.advance(61);
+    const r = await m.renew(l);
+    assert.equal(r.key, l.key);
+    assert.deepEqual(await stored(store, r), r);
+    clock.advance(61);
+    await store.create(l.key, renderLeaseValue({ ...l, nodeName: 'other', expiresAt: clock.ms + 60000 }));
+    await assert.rejects(m.renew(r), (e) => isLeaseError(e, 'LeaseLost'));
+  });
+
+  it('release deletes its own lease, is idempotent, and never deletes another node\'s', async () => {
+    const { clock, store, manager } = setup();
+    const m = manager();
+    const l = await m.acquire(node('a'));
+    await m.release(l);
+    assert.equal(await store.get(l.key), undefined);
+    await m.release(l);
+    const l2 = await m.acquire(node('a'));
+    const mine = await m.renew(l2);
+    await m.release(l2); // stale revision, still ours: deleted
+    assert.equal(await store.get(mine.key), undefined);
+    const l3 = await m.acquire(node('a'));
+    const kv = await store.get(l3.key);
+    assert.ok(kv);
+    await store.update(l3.key, renderLeaseValue({ ...l3, nodeName: 'b', expiresAt: clock.ms + 1000 }), kv.modRevision);
+    await m.release(l3);
+    assert.equal((await stored(store, l3)).nodeName, 'b');
+  });
+});
