@@ -22,3 +22,4 @@ chmodSync('bin/twill-cni', 0o755);
 // The CLI: a thin launcher over the compiled modules.
 import { writeFileSync } from 'node:fs';
 writeFileSync('bin/twill', '#!/usr/bin/env node\nimport "../dist/src/cli/main.js";\n', { mode: 0o755 });
+writeFileSync('bin/twilld', '#!/usr/bin/env node\nimport "../dist/src/agent/main.js";\n', { mode: 0o755 });

@@ -65,7 +65,7 @@ export function parseNetConf(stdin: string): NetConf {
   if (!NETWORK_NAME.test(conf.name)) {
     throw new TwillError(ErrorCode.InvalidConfig, `invalid network name ${JSON.stringify(conf.name)}`);
   }
-  if (conf.bridge !== undefined && !LINK_NAME.test(conf.bridge)) {
+  if (conf.bridge !== undefined && !isValidLinkName(conf.bridge)) {
     throw new TwillError(ErrorCode.InvalidConfig, `invalid bridge name ${JSON.stringify(conf.bridge)}`);
   }
   if (conf.ipam !== undefined && conf.ipam.type !== 'twill') {

@@ -2,12 +2,12 @@
  * Names Twill gives host-side objects, derived only from the attachment so that any later
  * process (DEL, GC, a restarted agent) finds them again.
  */
-import { createHash } from 'node:crypto';
 import { VETH_ALIAS_PREFIX, VETH_HASH_LEN, VETH_PREFIX } from '../common/constants.js';
 import type { Attachment } from '../ipam/types.js';
+import { sha256Hex } from './sha256.js';
 
 export function hostVethName(a: Attachment): string {
-  const digest = createHash('sha256').update(`${a.containerId}/${a.ifName}`).digest('hex');
+  const digest = sha256Hex(`${a.containerId}/${a.ifName}`);
   return `${VETH_PREFIX}${digest.slice(0, VETH_HASH_LEN)}`;
 }
 

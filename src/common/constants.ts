@@ -3,7 +3,7 @@
  * process recognises its own objects (and only those).
  */
 
-/** Host-side veth names: prefix + 11 hex chars of sha256(containerId + ifName); 15 chars in all (IFNAMSIZ-1). */
+/** Host-side veth names: prefix + 12 hex chars of sha256(containerId + "/" + ifName); 15 chars in all (IFNAMSIZ-1). */
 export const VETH_PREFIX = 'twl';
 export const VETH_HASH_LEN = 12;
 

@@ -20,7 +20,12 @@ export interface Logger {
 export function createLogger(sink: LogSink, level: Level, base: Record<string, unknown> = {}, now: () => Date = () => new Date()): Logger {
   const emit = (lvl: Level, msg: string, fields?: Record<string, unknown>): void => {
     if (RANK[lvl] < RANK[level]) return;
-    sink.write(`${JSON.stringify({ time: now().toISOString(), level: lvl, ...base, ...fields, msg })}\n`);
+    const time = now().toISOString();
+    const record: Record<string, unknown> = { time, level: lvl, ...base, ...fields, msg };
+    // time and level lead the line and, like msg, are never overridden by a field of the same name.
+    record.time = time;
+    record.level = lvl;
+    sink.write(`${JSON.stringify(record)}\n`);
   };
   return {
     debug: (m, f) => emit('debug', m, f),

@@ -37,7 +37,13 @@ export function allocate(store: IpamStore, range: Range, owner: Attachment): { i
   }
   for (const ip of candidates(range, store.lastReserved())) {
     if (store.tryReserve(ip, owner)) {
-      store.setLookup(owner, ip);
+      try {
+        store.setLookup(owner, ip);
+      } catch (e) {
+        // The caller never learns the address, so it could not release it: undo here.
+        store.release(ip, owner);
+        throw e;
+      }
       store.setLastReserved(ip);
       return { ip, existing: false };
     }

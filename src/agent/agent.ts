@@ -1,0 +1,366 @@
+/**
+ * twilld's main loop. Order of a start (flannel's, with Calico's rule that nothing is written to
+ * the kernel before the datastore is in sync):
+ *   underlay -> valid cluster config -> subnet lease -> subnet file -> lease list (in sync)
+ *   -> reconcile (routes/FDB/neighbours/devices + nftables) -> watch + periodic full resync + renew.
+ * It never removes the dataplane on exit: a restarted agent re-acquires the same lease, computes the
+ * same desired state and finds the kernel already matching (zero writes, zero packet loss).
+ */
+import type { Logger } from 'pino';
+import type { BoundBackend } from '../backends/registry.js';
+import { bindBackend } from '../backends/registry.js';
+import type { LocalNode, Peer as BackendPeer } from '../backends/types.js';
+import { vtepMacFor } from '../backends/vxlan.js';
+import { CONFIG_KEY, SUBNETS_PREFIX } from '../common/constants.js';
+import type { CommandRunner } from '../dataplane/command.js';
+import { IP_FORWARD } from '../dataplane/host-facts.js';
+import type { ApplyReport } from '../dataplane/reconciler.js';
+import { Reconciler } from '../dataplane/reconciler.js';
+import type { KernelPort } from '../dataplane/state.js';
+import { listWatch } from '../datastore/list-watch.js';
+import type { Datastore, KeyValue } from '../datastore/types.js';
+import { isDatastoreError } from '../datastore/types.js';
+import { parseClusterConfig, renderClusterConfig, type ClusterConfig } from '../model/cluster-config.js';
+import { parseLeases, type Lease } from '../model/lease.js';
+import { LeaseManager, isLeaseError } from '../model/lease-manager.js';
+import { describePeerDiff, diffPeers, peersFromLeases, type Peer } from '../model/peers.js';
+import { formatCidr, formatIPv4, parseIPv4 } from '../net/ipv4.js';
+import type { AgentMetrics, HealthState } from './health.js';
+import { detectUnderlay, type Underlay } from './local-node.js';
+import { ensureAgentTable } from './nft-table.js';
+import type { AgentOptions } from './options.js';
+import { writeSubnetFile } from './subnet-file.js';
+
+export interface AgentParts {
+  options: AgentOptions;
+  store: Datastore;
+  kernel: KernelPort;
+  runner: CommandRunner;
+  log: Logger;
+  metrics: AgentMetrics;
+  ensureSysctl: (path: string, value: string) => boolean;
+  now?: () => number;
+}
+
+export interface AgentStatus {
+  node: string;
+  phase: string;
+  subnet?: string;
+  publicIP?: string;
+  backend?: string;
+  leaseExpiresAt?: string;
+  peers: Array<{ node: string; subnet: string; publicIP: string; backend: string; error?: string }>;
+  lastReconcile?: { at: string; changes: number; converged: boolean; errors: string[] };
+  configError?: string;
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+
+export class Agent implements HealthState {
+  private readonly now: () => number;
+  private readonly reconciler: Reconciler;
+  private config: ClusterConfig | undefined;
+  private configText = '';
+  private configError: string | undefined;
+  private backend: BoundBackend | undefined;
+  private underlay: Underlay | undefined;
+  private local: LocalNode | undefined;
+  private lease: Lease | undefined;
+  private leaseManager: LeaseManager | undefined;
+  private readonly leases = new Map<string, KeyValue>();
+  private synced = false;
+  private peers: Peer[] = [];
+  private lastReport: { at: number; report: ApplyReport } | undefined;
+  private lastLoop = 0;
+  private phase = 'starting';
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private reconciling: Promise<void> = Promise.resolve();
+
+  constructor(private readonly p: AgentParts) {
+    this.now = p.now ?? Date.now;
+    this.reconciler = new Reconciler(p.kernel);
+  }
+
+  alive(): boolean {
+    // The resync loop ticks every interval; three missed ticks mean the agent is stuck.
+    return this.lastLoop === 0 || this.now() - this.lastLoop < 3 * this.p.options.resyncIntervalSeconds * 1000 + 5000;
+  }
+
+  ready(): { ok: boolean; reason: string } {
+    if (this.configError && !this.config) return { ok: false, reason: `invalid cluster config: ${this.configError}` };
+    if (!this.lease) return { ok: false, reason: this.phase };
+    if (!this.lastReport) return { ok: false, reason: 'waiting for the first reconcile' };
+    return { ok: true, reason: 'ok' };
+  }
+
+  status(): AgentStatus {
+    const s: AgentStatus = { node: this.p.options.nodeName, phase: this.phase, peers: [] };
+    if (this.lease) {
+      s.subnet = formatCidr(this.lease.subnet);
+      s.leaseExpiresAt = new Date(this.lease.expiresAt).toISOString();
+    }
+    if (this.underlay) s.publicIP = formatIPv4(this.underlay.ip);
+    if (this.backend) s.backend = this.backend.name;
+    const errors = new Map((this.lastDesiredErrors ?? []).map((e) => [e.peer, e.message]));
+    s.peers = this.peers.map((p) => {
+      const row: AgentStatus['peers'][number] = { node: p.nodeName, subnet: formatCidr(p.subnet), publicIP: p.publicIP, backend: p.backendType };
+      const err = errors.get(p.nodeName);
+      if (err) row.error = err;
+      return row;
+    });
+    if (this.lastReport) {
+      s.lastReconcile = {
+        at: new Date(this.lastReport.at).toISOString(),
+        changes: this.lastReport.report.changes,
+        converged: this.lastReport.report.converged,
+        errors: this.lastReport.report.errors.map((e) => e.message),
+      };
+    }
+    if (this.configError) s.configError = this.configError;
+    return s;
+  }
+
+  private lastDesiredErrors: Array<{ peer: string; message: string }> | undefined;
+
+  /** Runs until `signal` aborts. Leaves the dataplane in place. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { log, options } = this.p;
+    this.phase = 'detecting the underlay';
+    this.underlay = await this.retry('underlay detection', signal, () =>
+      detectUnderlay(this.p.runner, { ...(options.publicIp ? { ip: options.publicIp } : {}), ...(options.publicIface ? { iface: options.publicIface } : {}) }),
+    );
+    if (!this.underlay) return;
+    log.info({ iface: this.underlay.iface, ip: formatIPv4(this.underlay.ip), mtu: this.underlay.mtu }, 'underlay');
+
+    const configWatch = this.followConfig(signal);
+    this.phase = 'waiting for a valid cluster config';
+    while (!this.config && !signal.aborted) await sleep(200, signal);
+    if (signal.aborted) return;
+
+    this.phase = 'acquiring a subnet lease';
+    await this.retry('lease acquisition', signal, () => this.acquire());
+    if (signal.aborted) return;
+    const leaseWatch = this.followLeases(signal);
+    const resync = this.resyncLoop(signal);
+    const renew = this.renewLoop(signal);
+    this.phase = 'running';
+    await Promise.all([configWatch, leaseWatch, resync, renew]);
+    if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
+    await this.reconciling;
+    log.info('stopped; dataplane left in place');
+  }
+
+  /** Retries `fn` with backoff until it succeeds or the agent stops; logs each failure once per attempt. */
+  private async retry<T>(what: string, signal: AbortSignal, fn: () => T | Promise<T>): Promise<T | undefined> {
+    let delay = 500;
+    while (!signal.aborted) {
+      try {
+        return await fn();
+      } catch (e) {
+        this.p.log.error({ err: (e as Error).message, retryInMs: delay }, `${what} failed`);
+        await sleep(delay, signal);
+        delay = Math.min(delay * 2, 10_000);
+      }
+    }
+    return undefined;
+  }
+
+  private localNode(subnet: Lease['subnet'] | undefined): LocalNode {
+    const u = this.underlay as Underlay;
+    return {
+      name: this.p.options.nodeName,
+      publicIP: u.ip,
+      subnet: subnet ?? { network: 0, prefix: 32 },
+      underlayMtu: u.mtu,
+      underlayIface: u.iface,
+      underlayCidr: u.cidr,
+      vtepMac: vtepMacFor(u.ip),
+    };
+  }
+
+  private async acquire(): Promise<void> {
+    const config = this.config as ClusterConfig;
+    const backend = this.backend as BoundBackend;
+    this.leaseManager = new LeaseManager({
+      store: this.p.store,
+      config,
+      now: this.now,
+      onInvalid: (bad) => this.p.log.warn({ key: bad.key, err: bad.error }, 'ignoring an invalid lease record'),
+    });
+    const provisional = this.localNode(undefined);
+    const lease = await this.leaseManager.acquire({
+      name: this.p.options.nodeName,
+      publicIP: formatIPv4(provisional.publicIP),
+      backendType: backend.name,
+      backendData: backend.leaseAttributes(provisional),
+    });
+    this.setLease(lease);
+  }
+
+  private setLease(lease: Lease): void {
+    const backend = this.backend as BoundBackend;
+    const changed = !this.lease || formatCidr(this.lease.subnet) !== formatCidr(lease.subnet);
+    this.lease = lease;
+    this.local = this.localNode(lease.subnet);
+    this.p.metrics.leaseExpiry.set(lease.expiresAt / 1000);
+    const wrote = writeSubnetFile(this.p.options.subnetFile, {
+      network: formatCidr((this.config as ClusterConfig).network),
+      subnet: `${formatIPv4(lease.subnet.network + 1)}/${lease.subnet.prefix}`,
+      mtu: backend.podMtu(this.local),
+      ipMasq: false,
+    });
+    if (changed) this.p.log.info({ subnet: formatCidr(lease.subnet), expiresAt: new Date(lease.expiresAt).toISOString(), subnetFile: wrote ? 'written' : 'unchanged' }, 'subnet lease held');
+  }
+
+  /** Follows the cluster config key; an invalid config is reported and the last good one kept. */
+  private async followConfig(signal: AbortSignal): Promise<void> {
+    try {
+      for await (const u of listWatch(this.p.store, CONFIG_KEY, signal, { onRetry: (r) => this.onStoreRetry(r.error.message) })) {
+        if (u.kind === 'snapshot') this.onConfig(u.items.find((kv) => kv.key === CONFIG_KEY)?.value);
+        else if (u.event.type === 'put' && u.event.kv.key === CONFIG_KEY) this.onConfig(u.event.kv.value);
+        else if (u.event.type === 'delete' && u.event.key === CONFIG_KEY) this.onConfig(undefined);
+      }
+    } catch (e) {
+      this.p.log.error({ err: (e as Error).message }, 'config watch ended');
+    }
+  }
+
+  private onConfig(text: string | undefined): void {
+    const { log, metrics } = this.p;
+    if (text === undefined) {
+      this.configError = `no cluster config at ${CONFIG_KEY} (twill config set)`;
+      log.error(this.configError + (this.config ? '; keeping the last valid one' : ''));
+      return;
+    }
+    const parsed = parseClusterConfig(text);
+    if (!parsed.ok) {
+      this.configError = parsed.errors.join('; ');
+      metrics.configErrors.inc();
+      log.error({ errors: parsed.errors }, this.config ? 'invalid cluster config; keeping the last valid one and the dataplane as it is' : 'invalid cluster config; waiting for a valid one');
+      return;
+    }
+    const rendered = renderClusterConfig(parsed.config);
+    this.configError = undefined;
+    if (rendered === this.configText) return;
+    if (this.config && (formatCidr(this.config.network) !== formatCidr(parsed.config.network) || this.config.subnetLen !== parsed.config.subnetLen)) {
+      this.configError = 'Network/SubnetLen changed: a running agent keeps its lease; restart the agents to re-lease';
+      log.error({ network: formatCidr(parsed.config.network) }, this.configError);
+      return;
+    }
+    const first = !this.config;
+    this.config = parsed.config;
+    this.configText = rendered;
+    this.backend = bindBackend(parsed.config.backend);
+    log.info({ config: JSON.parse(rendered) as unknown }, first ? 'cluster config' : 'cluster config changed');
+    if (!first) this.scheduleReconcile('config changed');
+  }
+
+  private onStoreRetry(message: string): void {
+    this.p.metrics.datastoreUp.set(0);
+    this.p.log.warn({ err: message }, 'datastore unavailable; keeping the dataplane, retrying');
+  }
+
+  private async followLeases(signal: AbortSignal): Promise<void> {
+    try {
+      for await (const u of listWatch(this.p.store, SUBNETS_PREFIX, signal, {
+        onRetry: (r) => this.onStoreRetry(r.error.message),
+        onResync: (r) => this.p.log.info(r, 'lease watch re-listed after compaction'),
+      })) {
+        this.p.metrics.datastoreUp.set(1);
+        if (u.kind === 'snapshot') {
+          this.leases.clear();
+          for (const kv of u.items) this.leases.set(kv.key, kv);
+          this.synced = true;
+        } else if (u.event.type === 'put') this.leases.set(u.event.kv.key, u.event.kv);
+        else this.leases.delete(u.event.key);
+        this.scheduleReconcile(u.kind === 'snapshot' ? 'initial sync' : 'lease change');
+      }
+    } catch (e) {
+      this.p.log.error({ err: (e as Error).message }, 'lease watch ended');
+    }
+  }
+
+  private async resyncLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      this.lastLoop = this.now();
+      await sleep(this.p.options.resyncIntervalSeconds * 1000, signal);
+      if (!signal.aborted) this.scheduleReconcile('periodic resync', 0);
+    }
+  }
+
+  private async renewLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const lease = this.lease as Lease;
+      const manager = this.leaseManager as LeaseManager;
+      const wait = Math.max(1000, Math.min(manager.renewDueAt(lease) - this.now(), 2 ** 31 - 1));
+      await sleep(wait, signal);
+      if (signal.aborted) return;
+      try {
+        this.setLease(await manager.renew(this.lease as Lease));
+        this.p.log.info({ expiresAt: new Date((this.lease as Lease).expiresAt).toISOString() }, 'lease renewed');
+      } catch (e) {
+        if (isLeaseError(e, 'LeaseLost')) {
+          this.p.log.error('lease lost to another node; acquiring a new one');
+          await this.retry('lease re-acquisition', signal, () => this.acquire());
+        } else {
+          this.p.log.warn({ err: (e as Error).message, retryInS: 30 }, isDatastoreError(e) ? 'lease renewal failed (datastore)' : 'lease renewal failed');
+          await sleep(30_000, signal);
+        }
+      }
+    }
+  }
+
+  /** Coalesces bursts of changes into one reconcile. */
+  private scheduleReconcile(reason: string, delayMs = 50): void {
+    if (this.reconcileTimer) return;
+    this.reconcileTimer = setTimeout(() => {
+      this.reconcileTimer = undefined;
+      this.reconciling = this.reconciling.then(() => this.reconcile(reason)).catch((e: unknown) => {
+        this.p.metrics.reconcileErrors.inc();
+        this.p.log.error({ err: (e as Error).message }, 'reconcile failed');
+      });
+    }, delayMs);
+  }
+
+  /** One full pass: desired state from the lease snapshot, applied against a fresh kernel read. */
+  private async reconcile(reason: string): Promise<void> {
+    if (!this.synced || !this.local || !this.backend || !this.config) return;
+    const { log, metrics } = this.p;
+    const leases = parseLeases([...this.leases.values()]).leases;
+    const peers = peersFromLeases(leases, this.local.name, this.now());
+    const diff = diffPeers(this.peers, peers);
+    for (const line of describePeerDiff(diff)) log.info(`peer ${line}`);
+    this.peers = peers;
+    const desired = this.backend.desiredState(this.local, peers.map(toBackendPeer).filter((p): p is BackendPeer => p !== undefined));
+    this.lastDesiredErrors = desired.errors.map((e) => ({ peer: e.peer, message: e.message }));
+    for (const e of desired.errors) log.warn({ peer: e.peer, code: e.code }, e.message);
+    const t0 = process.hrtime.bigint();
+    const report = await this.reconciler.apply(desired);
+    this.p.ensureSysctl(IP_FORWARD, '1');
+    const nft = ensureAgentTable(this.p.runner, { clusterNetwork: this.config.network, nodeSubnet: this.local.subnet, ipMasq: true });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    metrics.reconcileDuration.observe(seconds);
+    metrics.reconcileChanges.inc(report.changes + (nft.changed ? 1 : 0));
+    metrics.peers.set(peers.length);
+    metrics.peerErrors.set(desired.errors.length);
+    if (!report.converged || report.errors.length > 0 || nft.error) metrics.reconcileErrors.inc();
+    this.lastReport = { at: this.now(), report };
+    const summary = { reason, peers: peers.length, changes: report.changes, nftChanged: nft.changed, ms: Math.round(seconds * 1000), converged: report.converged };
+    if (report.errors.length > 0 || nft.error) log.error({ ...summary, errors: report.errors.map((e) => e.message), nftError: nft.error }, 'reconcile left errors');
+    else if (report.changes > 0 || nft.changed) log.info({ ...summary, commands: report.commands.length <= 20 ? report.commands : report.commands.length }, 'reconciled');
+    else log.debug(summary, 'kernel in sync');
+  }
+}
+
+function toBackendPeer(p: Peer): BackendPeer | undefined {
+  const ip = parseIPv4(p.publicIP);
+  if (ip === undefined) return undefined;
+  return { name: p.nodeName, publicIP: ip, subnet: p.subnet, backendType: p.backendType, backendData: p.backendData };
+}

@@ -1,0 +1,49 @@
+/**
+ * `twilld` entry point: the only agent module that reads argv/env/files, installs signal handlers
+ * and wires the concrete adapters (etcd, ip/bridge/nft, /proc/sys).
+ */
+import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
+import { spawnRunner } from '../dataplane/command.js';
+import { ensureSysctl } from '../dataplane/host-facts.js';
+import { systemKernel } from '../dataplane/system-kernel.js';
+import { EtcdDatastore, type EtcdTls } from '../datastore/etcd/etcd-store.js';
+import { Agent } from './agent.js';
+import { AgentMetrics, startHealthServer } from './health.js';
+import { parseAgentOptions } from './options.js';
+
+const parsed = parseAgentOptions(process.argv.slice(2), process.env);
+if (!parsed.ok) {
+  process.stderr.write(`twilld: ${parsed.errors.join('\ntwilld: ')}\n`);
+  process.exit(2);
+}
+const options = parsed.options;
+const log = pino({ level: options.logLevel, base: { node: options.nodeName } });
+
+let tls: EtcdTls | undefined;
+if (options.etcdCa) {
+  tls = { ca: readFileSync(options.etcdCa) };
+  if (options.etcdCert) tls.cert = readFileSync(options.etcdCert);
+  if (options.etcdKey) tls.key = readFileSync(options.etcdKey);
+}
+const store = new EtcdDatastore({ endpoints: options.etcdEndpoints, ...(tls ? { tls } : {}) });
+const metrics = new AgentMetrics();
+const agent = new Agent({ options, store, kernel: systemKernel(), runner: spawnRunner, log, metrics, ensureSysctl });
+
+const stop = new AbortController();
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(sig, () => {
+    log.info({ signal: sig }, 'stopping (the dataplane stays in place)');
+    stop.abort();
+  });
+}
+
+const server = await startHealthServer(options.healthListen, metrics, agent).catch((e: unknown) => {
+  log.error({ err: (e as Error).message }, `cannot listen on ${options.healthListen}`);
+  process.exit(1);
+});
+log.info({ listen: options.healthListen, etcd: options.etcdEndpoints }, 'twilld starting');
+await agent.run(stop.signal);
+server.close();
+await store.close();
+process.exit(0);

@@ -1,0 +1,124 @@
+/**
+ * vxlan (flannel's model, its "third generation" design): one VXLAN device per node, `twill.<vni>`,
+ * VNI 1 and UDP port 8472 by default, learning off. Nothing is learned or flooded; the agent
+ * programs, per peer:
+ *   neighbour  10.244.2.0 lladdr <peer vtepMac> dev twill.1 nud permanent   (ARP for the gateway)
+ *   fdb        <peer vtepMac> dev twill.1 dst <peer publicIP> self permanent (MAC -> remote VTEP)
+ *   route      10.244.2.0/24 via 10.244.2.0 dev twill.1 onlink proto 84
+ * and puts the node subnet's network address as /32 on the device (10.244.1.0/32, as flannel does),
+ * which is the source of packets the node itself sends into the overlay.
+ *
+ * DirectRouting: peers inside this node's underlay subnet get the host-gw route instead (no
+ * encapsulation); the rest use VXLAN.
+ *
+ * The device sends outer UDP checksums of zero (`noudpcsum`, the kernel and flannel default) and
+ * keeps tx checksum offload on; why (and why not `udpcsum`) is in docs/design/vxlan-checksum.md.
+ */
+import { VXLAN_DEVICE_PREFIX, VXLAN_OVERHEAD } from '../common/constants.js';
+import type { VxlanBackendConfig } from '../model/cluster-config.js';
+import { contains, isMac } from '../net/ipv4.js';
+import { hostGwRoute, isPeerError } from './hostgw.js';
+import { screenPeers } from './peer-screen.js';
+import type {
+  Backend,
+  DesiredState,
+  FdbSpec,
+  LocalNode,
+  NeighSpec,
+  Peer,
+  PeerError,
+  RouteSpec,
+  VxlanLinkSpec,
+} from './types.js';
+
+export const VXLAN = 'vxlan';
+/** Keys of this backend's lease attributes (Peer.backendData). */
+export const LEASE_VTEP_MAC = 'vtepMac';
+export const LEASE_VNI = 'vni';
+
+/** `twill.<vni>` */
+export function vxlanDeviceName(vni: number): string {
+  return `${VXLAN_DEVICE_PREFIX}${vni}`;
+}
+
+/**
+ * A stable VTEP MAC for a node address: 0e:54 (locally administered, unicast; 0x54 = 'T') + the four
+ * octets. Stable across agent restarts and device re-creation, so peers never hold a stale MAC.
+ */
+export function vtepMacFor(publicIP: number): string {
+  const bytes = [0x0e, 0x54, (publicIP >>> 24) & 255, (publicIP >>> 16) & 255, (publicIP >>> 8) & 255, publicIP & 255];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+export function vxlanMtu(local: LocalNode, config: VxlanBackendConfig): number {
+  return config.mtu ?? local.underlayMtu - VXLAN_OVERHEAD;
+}
+
+/** The VXLAN device this node should have. */
+export function vxlanLink(local: LocalNode, config: VxlanBackendConfig): VxlanLinkSpec {
+  return {
+    kind: 'vxlan',
+    name: vxlanDeviceName(config.vni),
+    vni: config.vni,
+    port: config.port,
+    local: local.publicIP,
+    dev: local.underlayIface,
+    mtu: vxlanMtu(local, config),
+    mac: local.vtepMac,
+    learning: false,
+    udpCsum: false,
+  };
+}
+
+/** A peer's VTEP MAC from its lease, or why it is unusable. */
+export function peerVtepMac(peer: Peer, vni: number): string | PeerError {
+  const mac = peer.backendData[LEASE_VTEP_MAC];
+  const bad = (message: string): PeerError => ({ peer: peer.name, code: 'bad-backend-data', message: `${peer.name}: ${message}` });
+  if (mac === undefined) return bad(`lease has no ${LEASE_VTEP_MAC}`);
+  if (!isMac(mac) || mac === '00:00:00:00:00:00' || (parseInt(mac.slice(0, 2), 16) & 1) === 1) {
+    return bad(`${LEASE_VTEP_MAC} ${JSON.stringify(mac)} is not a lower-case unicast MAC`);
+  }
+  const peerVni = peer.backendData[LEASE_VNI];
+  if (peerVni !== undefined && peerVni !== String(vni)) return bad(`announces VNI ${peerVni}, this node uses ${vni}`);
+  return mac;
+}
+
+export const vxlanBackend: Backend<VxlanBackendConfig> = {
+  name: VXLAN,
+  leaseAttributes: (local, config) => ({ [LEASE_VTEP_MAC]: local.vtepMac, [LEASE_VNI]: String(config.vni) }),
+  podMtu: (local, config) => vxlanMtu(local, config),
+  desiredState(local, peers, config): DesiredState {
+    const link = vxlanLink(local, config);
+    const screened = screenPeers(local, peers, VXLAN);
+    const errors: PeerError[] = [...screened.errors];
+    const neighbours: NeighSpec[] = [];
+    const fdb: FdbSpec[] = [];
+    const routes: RouteSpec[] = [];
+    for (const peer of screened.accepted) {
+      if (config.directRouting && contains(local.underlayCidr, peer.publicIP)) {
+        const direct = hostGwRoute(local, peer);
+        if (!isPeerError(direct)) {
+          routes.push(direct);
+          continue;
+        }
+      }
+      const mac = peerVtepMac(peer, config.vni);
+      if (typeof mac !== 'string') {
+        errors.push(mac);
+        continue;
+      }
+      const gateway = peer.subnet.network;
+      neighbours.push({ dev: link.name, ip: gateway, mac });
+      fdb.push({ dev: link.name, mac, dst: peer.publicIP });
+      routes.push({ dst: peer.subnet, via: gateway, dev: link.name, onlink: true });
+    }
+    return {
+      links: [link],
+      addresses: [{ dev: link.name, address: local.subnet.network, prefix: 32 }],
+      neighbours,
+      fdb,
+      routes,
+      errors,
+    };
+  },
+};

@@ -1,0 +1,57 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { parseSubnetEnv, renderSubnetEnv, type SubnetEnv } from './subnet-env.js';
+
+describe('parseSubnetEnv', () => {
+  it('reads the four keys', () => {
+    assert.deepEqual(parseSubnetEnv('TWILL_NETWORK=10.244.0.0/16\nTWILL_SUBNET=10.244.1.1/24\nTWILL_MTU=1450\nTWILL_IPMASQ=true\n'), {
+      network: '10.244.0.0/16',
+      subnet: '10.244.1.1/24',
+      mtu: 1450,
+      ipMasq: true,
+    });
+  });
+
+  it('tolerates comments, blank lines, CRLF, spaces around "=", quotes and unknown keys', () => {
+    const text = '# written by twill-agent\r\n\r\n  TWILL_NETWORK = "10.244.0.0/16"\r\nFLANNEL_MTU=1400\r\nTWILL_SUBNET=10.244.1.1/24\r\nnot a pair\r\nTWILL_IPMASQ=false\r\n';
+    assert.deepEqual(parseSubnetEnv(text), { network: '10.244.0.0/16', subnet: '10.244.1.1/24', ipMasq: false });
+  });
+
+  it('ignores an MTU that is not a number; anything but "true" is false for IPMASQ', () => {
+    assert.deepEqual(parseSubnetEnv('TWILL_MTU=abc\nTWILL_MTU=-5\nTWILL_MTU=\n'), {});
+    assert.deepEqual(parseSubnetEnv('TWILL_IPMASQ=yes'), { ipMasq: false });
+    assert.deepEqual(parseSubnetEnv('TWILL_IPMASQ=TRUE'), { ipMasq: false });
+  });
+
+  it('an empty file is an empty env; the last assignment wins', () => {
+    assert.deepEqual(parseSubnetEnv(''), {});
+    assert.deepEqual(parseSubnetEnv('TWILL_MTU=1400\nTWILL_MTU=1450'), { mtu: 1450 });
+  });
+});
+
+describe('renderSubnetEnv', () => {
+  it('renders only what is set, one KEY=value per line, newline-terminated', () => {
+    assert.equal(renderSubnetEnv({}), '\n');
+    assert.equal(renderSubnetEnv({ subnet: '10.244.1.1/24', mtu: 1450 }), 'TWILL_SUBNET=10.244.1.1/24\nTWILL_MTU=1450\n');
+    assert.equal(
+      renderSubnetEnv({ network: '10.244.0.0/16', subnet: '10.244.1.1/24', mtu: 1450, ipMasq: false }),
+      'TWILL_NETWORK=10.244.0.0/16\nTWILL_SUBNET=10.244.1.1/24\nTWILL_MTU=1450\nTWILL_IPMASQ=false\n',
+    );
+  });
+
+  it('parse(render(x)) = x (property)', () => {
+    const octet = fc.nat(255);
+    const cidr = fc.tuple(octet, octet, octet, octet, fc.nat(32)).map(([a, b, c, d, p]) => `${a}.${b}.${c}.${d}/${p}`);
+    const env: fc.Arbitrary<SubnetEnv> = fc.record(
+      { network: cidr, subnet: cidr, mtu: fc.integer({ min: 0, max: 65535 }), ipMasq: fc.boolean() },
+      { requiredKeys: [], noNullPrototype: true },
+    );
+    fc.assert(
+      fc.property(env, (e) => {
+        assert.deepEqual(parseSubnetEnv(renderSubnetEnv(e)), e);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

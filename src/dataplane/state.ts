@@ -1,0 +1,77 @@
+/**
+ * What the reconciler sees of the kernel (only Twill's own objects, plus proto-84 routes, which
+ * diff.ts filters by ownership) and the port it reads and writes the kernel through.
+ */
+import type { AddrSpec, FdbSpec, NeighSpec } from '../backends/types.js';
+import type { Cidr } from '../net/ipv4.js';
+
+export interface ObservedVxlan {
+  readonly vni: number;
+  readonly port: number;
+  readonly local: number | undefined;
+  readonly dev: string | undefined;
+  readonly learning: boolean;
+  readonly udpCsum: boolean;
+}
+
+/** A link whose name has our prefix (VXLAN_DEVICE_PREFIX). */
+export interface ObservedLink {
+  readonly name: string;
+  /** linkinfo kind ('vxlan', 'veth', ...; '' when the kernel reports none). */
+  readonly kind: string;
+  readonly up: boolean;
+  readonly mtu: number;
+  readonly mac: string;
+  readonly vxlan?: ObservedVxlan;
+}
+
+export interface ObservedNeigh extends NeighSpec {
+  /** Only PERMANENT entries are ours; the kernel makes the others. */
+  readonly permanent: boolean;
+}
+
+/** A route with protocol 84 in the main table. */
+export interface ObservedRoute {
+  readonly dst: Cidr;
+  readonly type: string;
+  readonly via: number | undefined;
+  readonly dev: string | undefined;
+  readonly onlink: boolean;
+  readonly metric: number;
+}
+
+export interface ActualState {
+  readonly links: readonly ObservedLink[];
+  /** IPv4 addresses on our links. */
+  readonly addresses: readonly AddrSpec[];
+  /** IPv4 neighbours on our links. */
+  readonly neighbours: readonly ObservedNeigh[];
+  /** FDB entries with an IPv4 remote on our links. */
+  readonly fdb: readonly FdbSpec[];
+  /** Every proto-84 route of the main table (the CNI plugin's pod routes included). */
+  readonly routes: readonly ObservedRoute[];
+}
+
+export type Program = 'ip' | 'bridge';
+export type ObjectKind = 'link' | 'addr' | 'neigh' | 'fdb' | 'route';
+
+/** One `ip -batch` / `bridge -batch` line. */
+export interface KernelCommand {
+  readonly program: Program;
+  readonly kind: ObjectKind;
+  readonly line: string;
+}
+
+export interface LineFailure {
+  /** The failing line, when the program said which one. */
+  readonly line: string | undefined;
+  readonly message: string;
+}
+
+/** How the reconciler reaches a kernel (the system one, or FakeKernel in tests). */
+export interface KernelPort {
+  /** Throws when the state cannot be read. */
+  read(): Promise<ActualState>;
+  /** Runs lines in one batch that goes on past failing lines; returns the failures. */
+  execute(program: Program, lines: readonly string[]): Promise<LineFailure[]>;
+}
