@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { LAB_NETNS_PREFIX, planLab, validateLabSpec, type LabNode, type LabPlan, type LabSpec } from './topology.js';
+import { LAB_NETNS_PREFIX, labWarnings, planLab, planNode, validateLabSpec, type LabNode, type LabPlan, type LabSpec } from './topology.js';
 
 export const LAB_STATE_ROOT = '/run/twill-lab';
 export const LAB_HTTP_PORT = 8080;
@@ -24,6 +24,7 @@ export interface LabState {
   pids: Record<string, number>;
   pods: Record<string, { node: string; ip: string; netns: string }>;
   createdAt: string;
+  resyncSeconds?: number;
 }
 
 type Out = (line: string) => void;
@@ -123,6 +124,7 @@ export async function labUp(spec: LabSpec, paths: LabPaths, out: Out, opts: { re
   if (readState(spec.name) || listLabNetns(spec.name).length > 0) {
     throw new Error(`lab ${spec.name} exists already: run 'twill lab down --name ${spec.name}' first`);
   }
+  for (const w of labWarnings(spec)) out(`warning: ${w}`);
   const plan = planLab(spec);
   mkdirSync(stateDir(spec.name), { recursive: true });
   const state: LabState = { plan, pids: {}, pods: {}, createdAt: new Date().toISOString() };
@@ -131,23 +133,12 @@ export async function labUp(spec: LabSpec, paths: LabPaths, out: Out, opts: { re
     buildUnderlay(plan);
     out(`underlay: ${plan.segments.map((s) => s.cidr).join(' + ')} (${spec.topology}), ${plan.nodes.length} nodes`);
 
-    const etcdDir = path.join(stateDir(spec.name), 'etcd');
-    startDaemon(state, 'etcd', plan.infraNetns, [
-      'etcd', '--name', 'lab', '--data-dir', etcdDir,
-      '--listen-client-urls', 'http://0.0.0.0:2379', '--advertise-client-urls', plan.etcdClientUrl,
-      '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
-      '--initial-cluster', 'lab=http://127.0.0.1:2380',
-    ], path.join(stateDir(spec.name), 'etcd.log'));
-    await waitFor('etcd', 30_000, () => etcdctl(plan, ['endpoint', 'health']).status === 0);
+    await startEtcd(state);
     const put = etcdctl(plan, ['put', '/twill/config', JSON.stringify(plan.clusterConfig)]);
     if (put.status !== 0) throw new Error(`writing the cluster config: ${put.stderr}`);
     out(`etcd: ${plan.etcdClientUrl} (pid ${state.pids.etcd}); config ${JSON.stringify(plan.clusterConfig)}`);
 
-    for (const node of plan.nodes) {
-      const p = nodePaths(spec.name, node);
-      mkdirSync(p.dir, { recursive: true });
-      startDaemon(state, `twilld-${node.name}`, node.netns, agentArgv(paths, plan, node, opts.resyncSeconds ?? 10), p.log);
-    }
+    for (const node of plan.nodes) startAgent(state, paths, node, opts.resyncSeconds ?? 10);
     for (const node of plan.nodes) {
       await waitFor(`${node.name}'s subnet lease (see ${nodePaths(spec.name, node).log})`, 60_000, () => existsSync(nodePaths(spec.name, node).subnetFile));
     }
@@ -172,14 +163,70 @@ function buildUnderlay(plan: LabPlan): void {
   for (const s of plan.segments) infra.push(`link add ${s.bridge} type bridge`, `addr add ${s.gateway}/${s.prefix} dev ${s.bridge}`, `link set ${s.bridge} up`);
   ipBatch(plan.infraNetns, infra);
   must(['ip', 'netns', 'exec', plan.infraNetns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-  for (const node of plan.nodes) {
-    const seg = plan.segments[node.segment];
-    if (!seg) throw new Error('bad segment');
-    must(['ip', 'netns', 'add', node.netns]);
-    ipBatch(plan.infraNetns, [`link add ${node.infraLink} type veth peer name eth0 netns /run/netns/${node.netns}`, `link set ${node.infraLink} master ${seg.bridge} up`]);
-    ipBatch(node.netns, ['link set lo up', 'link set eth0 up', `addr add ${node.address}/${seg.prefix} dev eth0`, `route add default via ${seg.gateway} dev eth0`]);
-    must(['ip', 'netns', 'exec', node.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-  }
+  for (const node of plan.nodes) buildNode(plan, node);
+}
+
+function buildNode(plan: LabPlan, node: LabNode): void {
+  const seg = plan.segments[node.segment];
+  if (!seg) throw new Error(`node ${node.name}: no segment ${node.segment}`);
+  must(['ip', 'netns', 'add', node.netns]);
+  ipBatch(plan.infraNetns, [`link add ${node.infraLink} type veth peer name eth0 netns /run/netns/${node.netns}`, `link set ${node.infraLink} master ${seg.bridge} up`]);
+  ipBatch(node.netns, ['link set lo up', 'link set eth0 up', `addr add ${node.address}/${seg.prefix} dev eth0`, `route add default via ${seg.gateway} dev eth0`]);
+  must(['ip', 'netns', 'exec', node.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+}
+
+/** Starts the lab's etcd (again, after a stop: same data dir) in the infra netns and waits until it is healthy. */
+export async function startEtcd(state: LabState): Promise<number> {
+  const { plan } = state;
+  const dir = stateDir(plan.spec.name);
+  const pid = startDaemon(state, 'etcd', plan.infraNetns, [
+    'etcd', '--name', 'lab', '--data-dir', path.join(dir, 'etcd'),
+    '--listen-client-urls', 'http://0.0.0.0:2379', '--advertise-client-urls', plan.etcdClientUrl,
+    '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
+    '--initial-cluster', 'lab=http://127.0.0.1:2380',
+  ], path.join(dir, 'etcd.log'));
+  await waitFor('etcd', 30_000, () => etcdctl(plan, ['endpoint', 'health']).status === 0);
+  return pid;
+}
+
+/** Stops the lab's etcd (SIGKILL: an outage, not a clean shutdown) and waits until it is gone. */
+export async function stopEtcd(state: LabState): Promise<void> {
+  const pid = state.pids.etcd;
+  if (pid === undefined) return;
+  killPid(pid, 'SIGKILL');
+  await waitFor('etcd to exit', 15_000, () => !killPid(pid, 0));
+  delete state.pids.etcd;
+  saveState(state);
+}
+
+/** Starts (or restarts) a node's agent; its PID goes into the state file. */
+export function startAgent(state: LabState, paths: LabPaths, node: LabNode, resyncSeconds = 10): number {
+  const p = nodePaths(state.plan.spec.name, node);
+  mkdirSync(p.dir, { recursive: true });
+  state.resyncSeconds = resyncSeconds;
+  return startDaemon(state, `twilld-${node.name}`, node.netns, agentArgv(paths, state.plan, node, resyncSeconds), p.log);
+}
+
+/** Stops a node's agent with `signal` and waits until it is gone. The dataplane stays. */
+export async function stopAgent(state: LabState, node: LabNode, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  const pid = state.pids[`twilld-${node.name}`];
+  if (pid === undefined) return;
+  killPid(pid, signal);
+  await waitFor(`${node.name}'s agent to exit`, 15_000, () => !killPid(pid, 0));
+  delete state.pids[`twilld-${node.name}`];
+  saveState(state);
+}
+
+/** Adds node number `i` to a running lab: underlay port, agent, pods. */
+export async function labAddNode(state: LabState, paths: LabPaths, i: number): Promise<LabNode> {
+  const node = planNode(state.plan.spec, i);
+  state.plan.nodes.push(node);
+  saveState(state);
+  buildNode(state.plan, node);
+  startAgent(state, paths, node, state.resyncSeconds ?? 10);
+  await waitFor(`${node.name}'s subnet lease`, 60_000, () => existsSync(nodePaths(state.plan.spec.name, node).subnetFile));
+  for (const pod of node.pods) addPod(state, paths, node, pod);
+  return node;
 }
 
 export function addPod(state: LabState, paths: LabPaths, node: LabNode, pod: LabNode['pods'][number]): string {

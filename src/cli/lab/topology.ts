@@ -56,8 +56,34 @@ export function validateLabSpec(spec: LabSpec): string[] {
   if (!NAME.test(spec.name)) errors.push('lab name: 1-8 lower-case letters or digits');
   if (!Number.isInteger(spec.nodes) || spec.nodes < 1 || spec.nodes > 40) errors.push('--nodes: 1..40');
   if (!Number.isInteger(spec.pods) || spec.pods < 0 || spec.pods > 20) errors.push('--pods: 0..20');
-  if (spec.topology === 'l3' && spec.backend === 'host-gw') errors.push('host-gw needs L2 adjacency: use --topology l2 (or vxlan-direct on l3)');
   return errors;
+}
+
+/** Not errors, but worth telling the operator before building. */
+export function labWarnings(spec: LabSpec): string[] {
+  return spec.topology === 'l3' && spec.backend === 'host-gw'
+    ? ['host-gw needs L2 adjacency: nodes on the other segment will be reported as unreachable peers (use vxlan-direct on l3)']
+    : [];
+}
+
+/** One node of a lab (also used to add a node to a running lab). */
+export function planNode(spec: LabSpec, i: number): LabNode {
+  const base = `${LAB_NETNS_PREFIX}${spec.name}`;
+  const segment = spec.topology === 'l3' ? (i - 1) % 2 : 0;
+  const host = 10 + i;
+  const name = `node${i}`;
+  return {
+    name,
+    netns: `${base}-n${i}`,
+    infraLink: `ul-n${i}`,
+    segment,
+    address: segment === 0 ? `192.0.2.${host}` : `198.51.100.${host}`,
+    pods: Array.from({ length: spec.pods }, (_, p) => ({
+      name: `${name}-pod${p + 1}`,
+      netns: `${base}-n${i}p${p + 1}`,
+      containerId: `lab-${spec.name}-${name}-pod${p + 1}`,
+    })),
+  };
 }
 
 export function planLab(spec: LabSpec): LabPlan {
@@ -65,24 +91,7 @@ export function planLab(spec: LabSpec): LabPlan {
   const segments: LabSegment[] = [{ bridge: 'ul0', cidr: '192.0.2.0/24', gateway: '192.0.2.1', prefix: 24 }];
   if (spec.topology === 'l3') segments.push({ bridge: 'ul1', cidr: '198.51.100.0/24', gateway: '198.51.100.1', prefix: 24 });
   const nodes: LabNode[] = [];
-  for (let i = 1; i <= spec.nodes; i++) {
-    const segment = spec.topology === 'l3' ? (i - 1) % 2 : 0;
-    const host = 10 + i;
-    const name = `node${i}`;
-    const netns = `${base}-n${i}`;
-    nodes.push({
-      name,
-      netns,
-      infraLink: `ul-n${i}`,
-      segment,
-      address: segment === 0 ? `192.0.2.${host}` : `198.51.100.${host}`,
-      pods: Array.from({ length: spec.pods }, (_, p) => ({
-        name: `${name}-pod${p + 1}`,
-        netns: `${base}-n${i}p${p + 1}`,
-        containerId: `lab-${spec.name}-${name}-pod${p + 1}`,
-      })),
-    });
-  }
+  for (let i = 1; i <= spec.nodes; i++) nodes.push(planNode(spec, i));
   const backend =
     spec.backend === 'host-gw'
       ? { Type: 'host-gw' }
