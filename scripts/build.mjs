@@ -2,7 +2,7 @@
 // the CNI plugin into one file, bin/twill-cni, so a runtime's exec loads a single small module.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 
 execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
 mkdirSync('bin', { recursive: true });
@@ -12,14 +12,17 @@ await build({
   bundle: true,
   platform: 'node',
   target: 'node20',
-  format: 'esm',
+  // CommonJS loads 6-9 ms faster than an ES module here (no async module graph), and an
+  // extensionless CommonJS file runs wherever it is installed (/opt/cni/bin has no package.json).
+  format: 'cjs',
   minify: true,
   legalComments: 'none',
   // NODE_EXTRA_CA_CERTS makes every Node start read a CA bundle (~70 ms here); the plugin opens no TLS.
   banner: { js: '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node' },
 });
 chmodSync('bin/twill-cni', 0o755);
-// The CLI: a thin launcher over the compiled modules.
-import { writeFileSync } from 'node:fs';
-writeFileSync('bin/twill', '#!/usr/bin/env node\nimport "../dist/src/cli/main.js";\n', { mode: 0o755 });
-writeFileSync('bin/twilld', '#!/usr/bin/env node\nimport "../dist/src/agent/main.js";\n', { mode: 0o755 });
+// bin/ sits inside this "type": "module" package: tell Node the extensionless bundle is CommonJS.
+writeFileSync('bin/package.json', '{ "type": "commonjs" }\n');
+// The CLI and the agent: thin launchers over the compiled ES modules.
+writeFileSync('bin/twill', '#!/usr/bin/env node\nimport("../dist/src/cli/main.js");\n', { mode: 0o755 });
+writeFileSync('bin/twilld', '#!/usr/bin/env node\nimport("../dist/src/agent/main.js");\n', { mode: 0o755 });

@@ -1,0 +1,559 @@
+/**
+ * CNI latency benchmark: twill-cni ADD/DEL next to the reference `bridge` + `host-local` plugins,
+ * measured in the same run on the same kind of network, plus where twill-cni's time goes.
+ *
+ *   node dist/bench/cni-latency.js [--iterations 60] [--warmup 3] [--json]
+ *                                  [--plugin bin/twill-cni] [--candidate PATH] [--ref-dir /usr/lib/cni]
+ *
+ * Method. The outer process creates one "host" network namespace, one pod namespace per call and
+ * a tmp dir, then re-executes itself inside the host namespace (`ip netns exec HOST node ... --inner`).
+ * The inner process spawns every plugin directly, as a runtime does (env + config on stdin), and
+ * times only that spawn with process.hrtime.bigint(). Sides are interleaved call by call, rotating
+ * which goes first, so every side sees the same machine load: all ADDs (one per side per
+ * iteration), then all DELs in the same order. Warm-up calls are discarded. Probes for the
+ * breakdown (bare `node -e 0`, the bundle answering VERSION, `ip -batch -`, `nsenter ... ip -batch -`)
+ * run interleaved in the same loop. The outer process removes namespaces (with any process left in
+ * them, bridges and veths go with the host namespace) and tmp dirs on exit, error, SIGINT or SIGTERM.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CNI_BIN, ROOT, Scope } from '../test/integration/harness.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const PATH_ENV = '/usr/sbin:/usr/bin:/sbin:/bin';
+const DEFAULT_CA = '/etc/ssl/certs/ca-certificates.crt';
+
+/** One plugin configuration exercised in the benchmark. */
+interface Side {
+  key: string;
+  label: string;
+  plugin: string;
+  /** Extra environment the runtime passes (NODE_EXTRA_CA_CERTS or not). */
+  extraEnv: Record<string, string>;
+  config: Record<string, unknown>;
+  /** Pod namespaces: warm-up ones first, then one per iteration. */
+  pods: string[];
+  reference: boolean;
+}
+
+interface InnerParams {
+  iterations: number;
+  warmup: number;
+  cniPath: string;
+  sides: Side[];
+  /** Namespace used by the `nsenter ... ip -batch -` probe. */
+  probeNetns: string;
+  plugin: string;
+  nec: string;
+  resultFile: string;
+}
+
+interface Samples {
+  add: Record<string, number[]>;
+  del: Record<string, number[]>;
+  /** CPU ms of each call (same order as add/del). */
+  addCpu: Record<string, number[]>;
+  delCpu: Record<string, number[]>;
+  probes: Record<string, number[]>;
+  probesCpu: Record<string, number[]>;
+  loadBefore: number[];
+  loadAfter: number[];
+}
+
+interface Stat {
+  n: number;
+  median: number;
+  p95: number;
+  min: number;
+  mean: number;
+  /** Median absolute deviation, as a share of the median: a robust noise figure. */
+  madPct: number;
+}
+
+function fail(msg: string): never {
+  process.stderr.write(`cni-latency: ${msg}\n`);
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// statistics
+
+function quantile(sorted: readonly number[], q: number): number {
+  // nearest-rank
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i] ?? NaN;
+}
+
+function stat(xs: readonly number[]): Stat {
+  const s = [...xs].sort((a, b) => a - b);
+  const median = quantile(s, 0.5);
+  const dev = s.map((x) => Math.abs(x - median)).sort((a, b) => a - b);
+  return {
+    n: s.length,
+    median,
+    p95: quantile(s, 0.95),
+    min: s[0] ?? NaN,
+    mean: mean(s),
+    madPct: (100 * quantile(dev, 0.5)) / median,
+  };
+}
+
+function mean(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+}
+
+/** Median of per-iteration ratios a[i]/b[i]: pairs calls that ran back to back. */
+function pairedRatio(a: readonly number[], b: readonly number[]): number {
+  const r = a.map((x, i) => x / (b[i] ?? NaN)).filter((x) => Number.isFinite(x));
+  return quantile(r.sort((x, y) => x - y), 0.5);
+}
+
+// ---------------------------------------------------------------------------------------------
+// inner process: runs inside the host netns, spawns the plugins, writes raw samples
+
+/**
+ * CPU time (user + system, ms) used by this process's waited-for children and their descendants:
+ * fields cutime and cstime of /proc/self/stat, in clock ticks (1/100 s on Linux). Coarse per call,
+ * but its mean over many calls shows the work a call does independently of CPU contention.
+ */
+function childCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) * 10;
+}
+
+interface Timed {
+  ms: number;
+  cpu: number;
+  status: number;
+  out: string;
+}
+
+function timed(file: string, args: readonly string[], env: Record<string, string>, input: string): Timed {
+  const c0 = childCpuMs();
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(file, args, { env, input, encoding: 'utf8' });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const cpu = childCpuMs() - c0;
+  if (r.error) throw r.error;
+  return { ms, cpu, status: r.status ?? 1, out: `${r.stdout}${r.stderr}` };
+}
+
+function cniCall(p: InnerParams, side: Side, command: 'ADD' | 'DEL', pod: string, index: number): Timed {
+  const cid = containerIdFor(`${side.key}-${pod}`);
+  const env: Record<string, string> = {
+    PATH: PATH_ENV,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: cid,
+    CNI_NETNS: `/run/netns/${pod}`,
+    CNI_IFNAME: 'eth0',
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=pod-${index};K8S_POD_INFRA_CONTAINER_ID=${cid}`,
+    CNI_PATH: p.cniPath,
+    ...side.extraEnv,
+  };
+  const r = timed(side.plugin, [], env, JSON.stringify(side.config));
+  if (r.status !== 0) throw new Error(`${side.label} ${command} ${pod} exited ${r.status}: ${r.out.trim()}`);
+  if (command === 'ADD' && !r.out.includes('"ips"')) throw new Error(`${side.label} ADD ${pod} gave no result: ${r.out.trim()}`);
+  return r;
+}
+
+/** Deterministic 64-hex container id per side and pod (a runtime's ids look like this). */
+function containerIdFor(seed: string): string {
+  return Buffer.from(seed.padEnd(32, '.')).subarray(0, 32).toString('hex');
+}
+
+function probes(p: InnerParams): Array<[string, () => Timed]> {
+  const bare = { PATH: PATH_ENV };
+  const withCa = { PATH: PATH_ENV, NODE_EXTRA_CA_CERTS: p.nec };
+  const version = { PATH: PATH_ENV, CNI_COMMAND: 'VERSION' };
+  const ok = (r: Timed, what: string): Timed => {
+    if (r.status !== 0) throw new Error(`probe ${what} failed: ${r.out}`);
+    return r;
+  };
+  return [
+    ['node -e 0', () => ok(timed(process.execPath, ['-e', '0'], bare, ''), 'node')],
+    ['node -e 0 (NODE_EXTRA_CA_CERTS set)', () => ok(timed(process.execPath, ['-e', '0'], withCa, ''), 'node+ca')],
+    ['plugin VERSION', () => ok(timed(p.plugin, [], version, ''), 'VERSION')],
+    ['node plugin VERSION (NODE_EXTRA_CA_CERTS set, no env -u)', () => ok(timed(process.execPath, [p.plugin], { ...version, NODE_EXTRA_CA_CERTS: p.nec }, ''), 'node VERSION')],
+    ['ip -batch -', () => ok(timed('ip', ['-batch', '-'], bare, 'link show dev lo\n'), 'ip')],
+    ['nsenter ip -batch -', () => ok(timed('nsenter', [`--net=/run/netns/${p.probeNetns}`, 'ip', '-batch', '-'], bare, 'link show dev lo\n'), 'nsenter ip')],
+  ];
+}
+
+function runInner(paramsFile: string): void {
+  const p = JSON.parse(readFileSync(paramsFile, 'utf8')) as InnerParams;
+  const s: Samples = { add: {}, del: {}, addCpu: {}, delCpu: {}, probes: {}, probesCpu: {}, loadBefore: loadavg(), loadAfter: [] };
+  for (const side of p.sides) {
+    s.add[side.key] = [];
+    s.del[side.key] = [];
+    s.addCpu[side.key] = [];
+    s.delCpu[side.key] = [];
+  }
+  const probeList = probes(p);
+  for (const [name] of probeList) {
+    s.probes[name] = [];
+    s.probesCpu[name] = [];
+  }
+  const total = p.warmup + p.iterations;
+  const order = (i: number): Side[] => p.sides.map((_, k) => p.sides[(i + k) % p.sides.length] as Side);
+
+  for (let i = 0; i < total; i++) {
+    for (const side of order(i)) {
+      const r = cniCall(p, side, 'ADD', side.pods[i] as string, i);
+      if (i >= p.warmup) {
+        s.add[side.key]?.push(r.ms);
+        s.addCpu[side.key]?.push(r.cpu);
+      }
+    }
+    for (const [name, fn] of probeList) {
+      const r = fn();
+      if (i >= p.warmup) {
+        s.probes[name]?.push(r.ms);
+        s.probesCpu[name]?.push(r.cpu);
+      }
+    }
+  }
+  for (let i = 0; i < total; i++) {
+    for (const side of order(i)) {
+      const r = cniCall(p, side, 'DEL', side.pods[i] as string, i);
+      if (i >= p.warmup) {
+        s.del[side.key]?.push(r.ms);
+        s.delCpu[side.key]?.push(r.cpu);
+      }
+    }
+  }
+  s.loadAfter = loadavg();
+  writeFileSync(p.resultFile, JSON.stringify(s));
+}
+
+// ---------------------------------------------------------------------------------------------
+// outer process: namespaces, configs, cleanup, report
+
+function sides(opts: { plugin: string; candidates?: string[]; refDir: string; nec: string; dir: string; pods: (key: string) => string[] }): Side[] {
+  const ours = (dataDir: string, bridge: string) => ({
+    cniVersion: '1.0.0',
+    name: 'twillbench',
+    type: 'twill',
+    mode: 'bridge',
+    bridge,
+    mtu: 1450,
+    ipam: { type: 'twill', subnet: '10.231.0.0/16', dataDir, subnetFile: path.join(opts.dir, 'no-subnet.env') },
+  });
+  const out: Side[] = [
+    {
+      key: 'twill',
+      label: 'twill (NODE_EXTRA_CA_CERTS set)',
+      plugin: opts.plugin,
+      extraEnv: { NODE_EXTRA_CA_CERTS: opts.nec },
+      config: ours(path.join(opts.dir, 'ipam-twill'), 'twbench0'),
+      pods: opts.pods('t'),
+      reference: false,
+    },
+    {
+      key: 'twillNoCa',
+      label: 'twill (NODE_EXTRA_CA_CERTS unset)',
+      plugin: opts.plugin,
+      extraEnv: {},
+      config: ours(path.join(opts.dir, 'ipam-twill'), 'twbench0'),
+      pods: opts.pods('u'),
+      reference: false,
+    },
+  ];
+  (opts.candidates ?? []).forEach((file, i) => {
+    const name = `twillcand${i}`;
+    const dataDir = path.join(opts.dir, `ipam-${name}`);
+    out.push({
+      key: `candidate${i}`,
+      label: `candidate ${file} (NODE_EXTRA_CA_CERTS set)`,
+      plugin: file,
+      extraEnv: { NODE_EXTRA_CA_CERTS: opts.nec },
+      config: { ...ours(dataDir, `twbench${i + 1}`), name, ipam: { type: 'twill', subnet: `10.${240 + i}.0.0/16`, dataDir, subnetFile: path.join(opts.dir, 'no-subnet.env') } },
+      pods: opts.pods(`c${i}`),
+      reference: false,
+    });
+  });
+  out.push({
+    key: 'reference',
+    label: 'reference bridge+host-local',
+    plugin: path.join(opts.refDir, 'bridge'),
+    extraEnv: { NODE_EXTRA_CA_CERTS: opts.nec },
+    config: {
+      cniVersion: '1.0.0',
+      name: 'refbench',
+      type: 'bridge',
+      bridge: 'cnibench0',
+      isGateway: true,
+      isDefaultGateway: true,
+      ipam: { type: 'host-local', subnet: '10.232.0.0/16', dataDir: path.join(opts.dir, 'ipam-ref') },
+    },
+    pods: opts.pods('r'),
+    reference: true,
+  });
+  return out;
+}
+
+const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
+const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
+
+function pad(cells: string[], widths: number[]): string {
+  return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ');
+}
+
+interface Report {
+  iterations: number;
+  warmup: number;
+  node: string;
+  loadavg: { before: number[]; after: number[] };
+  rows: Array<{
+    op: string;
+    side: string;
+    twill: Stat;
+    reference: Stat;
+    ratioMedian: number;
+    ratioP95: number;
+    ratioPairedMedian: number;
+    /** For sides other than the shipped plugin: median of per-iteration ratios side/twill. */
+    vsTwillPairedMedian?: number;
+    /** Mean CPU ms (user + system) of the call's whole process tree. */
+    twillCpuMean: number;
+    referenceCpuMean: number;
+  }>;
+  probes: Record<string, Stat>;
+  probesCpuMean: Record<string, number>;
+  breakdown: Record<string, number>;
+  unit: 'ms';
+}
+
+function report(p: InnerParams, s: Samples): Report {
+  const ref = p.sides.find((x) => x.reference) as Side;
+  const rows: Report['rows'] = [];
+  for (const op of ['ADD', 'DEL'] as const) {
+    const bucket = op === 'ADD' ? s.add : s.del;
+    const cpu = op === 'ADD' ? s.addCpu : s.delCpu;
+    const r = bucket[ref.key] ?? [];
+    const rs = stat(r);
+    for (const side of p.sides.filter((x) => !x.reference)) {
+      const t = bucket[side.key] ?? [];
+      const ts = stat(t);
+      rows.push({
+        op,
+        side: side.label,
+        twill: ts,
+        reference: rs,
+        ratioMedian: ts.median / rs.median,
+        ratioP95: ts.p95 / rs.p95,
+        ratioPairedMedian: pairedRatio(t, r),
+        ...(side.key === 'twill' ? {} : { vsTwillPairedMedian: pairedRatio(t, bucket.twill ?? []) }),
+        twillCpuMean: mean(cpu[side.key] ?? []),
+        referenceCpuMean: mean(cpu[ref.key] ?? []),
+      });
+    }
+  }
+  const probesOut: Record<string, Stat> = {};
+  for (const [k, v] of Object.entries(s.probes)) probesOut[k] = stat(v);
+  const probesCpuMean: Record<string, number> = {};
+  for (const [k, v] of Object.entries(s.probesCpu)) probesCpuMean[k] = mean(v);
+  const med = (k: string): number => probesOut[k]?.median ?? NaN;
+  const addMed = stat(s.add.twill ?? []).median;
+  const delMed = stat(s.del.twill ?? []).median;
+  const nodeStart = med('node -e 0');
+  const bundleLoad = med('plugin VERSION') - nodeStart;
+  const ipHost = med('ip -batch -');
+  const ipPod = med('nsenter ip -batch -');
+  return {
+    iterations: p.iterations,
+    warmup: p.warmup,
+    node: process.version,
+    loadavg: { before: s.loadBefore, after: s.loadAfter },
+    rows,
+    probes: probesOut,
+    probesCpuMean,
+    breakdown: {
+      add: addMed,
+      del: delMed,
+      nodeStart,
+      bundleLoad,
+      ipSpawnsAdd: ipHost + ipPod,
+      restAdd: addMed - nodeStart - bundleLoad - ipHost - ipPod,
+      ipSpawnsDel: ipHost,
+      restDel: delMed - nodeStart - bundleLoad - ipHost,
+      caCertsCost: med('node -e 0 (NODE_EXTRA_CA_CERTS set)') - nodeStart,
+    },
+    unit: 'ms',
+  };
+}
+
+function printTable(r: Report): void {
+  const first = Math.max(24, ...r.rows.map((x) => x.op.length + 1 + x.side.length));
+  const w = [first, 12, 9, 10, 7, 12, 9, 12, 9, 7];
+  const out: string[] = [];
+  out.push(`twill-cni vs reference bridge+host-local: ${r.iterations} iterations (+${r.warmup} warm-up discarded), times in ms, node ${r.node}`);
+  out.push(`load average before ${r.loadavg.before.map(f2).join(' ')}, after ${r.loadavg.after.map(f2).join(' ')}`);
+  out.push(pad(['op', 'twill median', 'twill p95', 'ref median', 'ref p95', 'ratio median', 'ratio p95', 'paired ratio', 'twill min', 'ref min'], w));
+  out.push(w.map((n) => '-'.repeat(n)).join('-+-'));
+  for (const row of r.rows) {
+    out.push(
+      pad(
+        [
+          `${row.op} ${row.side}`,
+          f1(row.twill.median),
+          f1(row.twill.p95),
+          f1(row.reference.median),
+          f1(row.reference.p95),
+          `${f2(row.ratioMedian)}x`,
+          `${f2(row.ratioP95)}x`,
+          `${f2(row.ratioPairedMedian)}x`,
+          f1(row.twill.min),
+          f1(row.reference.min),
+        ],
+        w,
+      ),
+    );
+  }
+  const others = r.rows.filter((x) => x.vsTwillPairedMedian !== undefined);
+  if (others.length > 0) {
+    out.push('');
+    out.push('against the shipped plugin with NODE_EXTRA_CA_CERTS set (median of per-iteration ratios, median difference):');
+    for (const x of others) {
+      const base = r.rows.find((y) => y.op === x.op && y.vsTwillPairedMedian === undefined);
+      out.push(`  ${x.op} ${x.side}: ${f2(x.vsTwillPairedMedian ?? NaN)}x, ${f1(x.twill.median - (base?.twill.median ?? NaN))} ms`);
+    }
+  }
+  out.push('');
+  out.push('noise (median absolute deviation / median): ' + r.rows.map((x) => `${x.op} ${x.side.split(' ')[0]}${x.side.includes('unset') ? '-noCA' : ''} ${f1(x.twill.madPct)}%`).join(', ') +
+    `, ADD reference ${f1(r.rows.find((x) => x.op === 'ADD')?.reference.madPct ?? NaN)}%, DEL reference ${f1(r.rows.find((x) => x.op === 'DEL')?.reference.madPct ?? NaN)}%`);
+  out.push('');
+  out.push('CPU per call (user + system of the whole process tree, mean, ms; 10 ms ticks averaged; less sensitive to load than wall time):');
+  for (const x of r.rows) {
+    out.push(`  ${`${x.op} ${x.side}`.padEnd(first)}  twill ${f1(x.twillCpuMean).padStart(6)}  reference ${f1(x.referenceCpuMean).padStart(6)}  ratio ${f2(x.twillCpuMean / x.referenceCpuMean)}x`);
+  }
+  out.push('');
+  out.push('probes (same run, interleaved with the ADDs):');
+  for (const [k, v] of Object.entries(r.probes)) {
+    out.push(`  ${k.padEnd(58)} median ${f1(v.median).padStart(6)}  p95 ${f1(v.p95).padStart(6)}  min ${f1(v.min).padStart(6)}  cpu ${f1(r.probesCpuMean[k] ?? NaN).padStart(6)}`);
+  }
+  const b = r.breakdown;
+  out.push('');
+  out.push(`ADD = node start ${f1(b.nodeStart ?? NaN)} + bundle load ${f1(b.bundleLoad ?? NaN)} + 2 ip spawns ${f1(b.ipSpawnsAdd ?? NaN)} + rest ${f1(b.restAdd ?? NaN)}  (median ${f1(b.add ?? NaN)} ms)`);
+  out.push(`DEL = node start ${f1(b.nodeStart ?? NaN)} + bundle load ${f1(b.bundleLoad ?? NaN)} + 1 ip spawn ${f1(b.ipSpawnsDel ?? NaN)} + rest ${f1(b.restDel ?? NaN)}  (median ${f1(b.del ?? NaN)} ms)`);
+  out.push(`NODE_EXTRA_CA_CERTS costs ${f1(b.caCertsCost ?? NaN)} ms per Node start when a Node honours it (the plugin's shebang drops it)`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+async function runOuter(opts: { iterations: number; warmup: number; json: boolean; plugin: string; candidates?: string[]; refDir: string }): Promise<void> {
+  if (process.getuid?.() !== 0) fail('needs root (network namespaces)');
+  for (const f of [opts.plugin, path.join(opts.refDir, 'bridge'), path.join(opts.refDir, 'host-local'), ...(opts.candidates ?? [])]) {
+    if (!existsSync(f)) fail(`${f} does not exist (run npm run build; reference plugins: apt-get install containernetworking-plugins)`);
+  }
+  const nec = process.env.NODE_EXTRA_CA_CERTS || DEFAULT_CA;
+  const scope = new Scope();
+  let child: ReturnType<typeof spawn> | undefined;
+  let cleaned = false;
+  const cleanup = (): void => {
+    if (cleaned) return;
+    cleaned = true;
+    if (child?.pid !== undefined && child.exitCode === null) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    scope.cleanup();
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    process.stderr.write(`cni-latency: ${sig}, cleaning up\n`);
+    cleanup();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  try {
+    const dir = scope.tmpdir('cnibench');
+    const host = scope.netns('host');
+    const total = opts.iterations + opts.warmup;
+    // Namespaces are created ahead of time (not timed). Yielding to the event loop between them lets
+    // a SIGINT during this long synchronous-looking phase run the cleanup handler at once.
+    const pods = new Map<string, string[]>();
+    for (const key of ['t', 'u', ...(opts.candidates ?? []).map((_, i) => `c${i}`), 'r']) {
+      const list: string[] = [];
+      for (let i = 0; i < total; i++) {
+        list.push(scope.netns(`p${key}`));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      pods.set(key, list);
+    }
+    const podsOf = (key: string): string[] => pods.get(key) ?? [];
+    const params: InnerParams = {
+      iterations: opts.iterations,
+      warmup: opts.warmup,
+      cniPath: opts.refDir,
+      sides: sides({ ...opts, nec, dir, pods: podsOf }),
+      probeNetns: scope.netns('probe'),
+      plugin: opts.plugin,
+      nec,
+      resultFile: path.join(dir, 'samples.json'),
+    };
+    const paramsFile = path.join(dir, 'params.json');
+    writeFileSync(paramsFile, JSON.stringify(params));
+    if (!opts.json) process.stderr.write(`cni-latency: ${total} x ${params.sides.length} ADD + DEL in host netns ${host} ...\n`);
+    const code = await new Promise<number>((resolve, reject) => {
+      child = spawn('ip', ['netns', 'exec', host, process.execPath, SELF, '--inner', paramsFile], { stdio: ['ignore', 'inherit', 'inherit'] });
+      child.on('error', reject);
+      child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
+    });
+    if (code !== 0) throw new Error(`inner benchmark process failed (exit ${code})`);
+    const samples = JSON.parse(readFileSync(params.resultFile, 'utf8')) as Samples;
+    const r = report(params, samples);
+    if (!opts.json) printTable(r);
+    process.stdout.write(`${JSON.stringify(r)}\n`);
+  } finally {
+    cleanup();
+  }
+}
+
+function main(): void {
+  const { values } = parseArgs({
+    options: {
+      iterations: { type: 'string', default: '60' },
+      warmup: { type: 'string', default: '3' },
+      json: { type: 'boolean', default: false },
+      plugin: { type: 'string', default: CNI_BIN },
+      candidate: { type: 'string', multiple: true },
+      'ref-dir': { type: 'string', default: '/usr/lib/cni' },
+      inner: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write('usage: node dist/bench/cni-latency.js [--iterations N] [--warmup N] [--json] [--plugin PATH] [--candidate PATH] [--ref-dir DIR]\n');
+    return;
+  }
+  if (values.inner !== undefined) {
+    runInner(values.inner);
+    return;
+  }
+  const iterations = Number(values.iterations);
+  const warmup = Number(values.warmup);
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > 2000) fail('--iterations must be an integer 1..2000');
+  if (!Number.isInteger(warmup) || warmup < 0 || warmup > 100) fail('--warmup must be an integer 0..100');
+  const abs = (p: string): string => path.resolve(ROOT, p);
+  runOuter({
+    iterations,
+    warmup,
+    json: values.json,
+    plugin: abs(values.plugin),
+    refDir: values['ref-dir'],
+    ...(values.candidate !== undefined ? { candidates: values.candidate.map(abs) } : {}),
+  }).catch((e: unknown) => {
+    process.stderr.write(`cni-latency: ${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  });
+}
+
+main();
