@@ -49,7 +49,8 @@ export interface AgentStatus {
   publicIP?: string;
   backend?: string;
   leaseExpiresAt?: string;
-  peers: Array<{ node: string; subnet: string; publicIP: string; backend: string; error?: string }>;
+  /** `error`/`errorCode`: why this peer cannot be programmed (errorCode is a backend PeerError code, e.g. not-on-underlay). */
+  peers: Array<{ node: string; subnet: string; publicIP: string; backend: string; error?: string; errorCode?: string }>;
   lastReconcile?: { at: string; changes: number; converged: boolean; errors: string[] };
   configError?: string;
 }
@@ -108,11 +109,14 @@ export class Agent implements HealthState {
     }
     if (this.underlay) s.publicIP = formatIPv4(this.underlay.ip);
     if (this.backend) s.backend = this.backend.name;
-    const errors = new Map((this.lastDesiredErrors ?? []).map((e) => [e.peer, e.message]));
+    const errors = new Map((this.lastDesiredErrors ?? []).map((e) => [e.peer, e]));
     s.peers = this.peers.map((p) => {
       const row: AgentStatus['peers'][number] = { node: p.nodeName, subnet: formatCidr(p.subnet), publicIP: p.publicIP, backend: p.backendType };
       const err = errors.get(p.nodeName);
-      if (err) row.error = err;
+      if (err) {
+        row.error = err.message;
+        row.errorCode = err.code;
+      }
       return row;
     });
     if (this.lastReport) {
@@ -127,7 +131,7 @@ export class Agent implements HealthState {
     return s;
   }
 
-  private lastDesiredErrors: Array<{ peer: string; message: string }> | undefined;
+  private lastDesiredErrors: Array<{ peer: string; code: string; message: string }> | undefined;
 
   /** Runs until `signal` aborts. Leaves the dataplane in place. */
   async run(signal: AbortSignal): Promise<void> {
@@ -339,8 +343,10 @@ export class Agent implements HealthState {
     for (const line of describePeerDiff(diff)) log.info(`peer ${line}`);
     this.peers = peers;
     const desired = this.backend.desiredState(this.local, peers.map(toBackendPeer).filter((p): p is BackendPeer => p !== undefined));
-    this.lastDesiredErrors = desired.errors.map((e) => ({ peer: e.peer, message: e.message }));
-    for (const e of desired.errors) log.warn({ peer: e.peer, code: e.code }, e.message);
+    // Peer errors are logged when they appear (not on every periodic resync: that would repeat them forever).
+    const known = new Set((this.lastDesiredErrors ?? []).map((e) => `${e.peer}|${e.code}|${e.message}`));
+    for (const e of desired.errors) if (!known.has(`${e.peer}|${e.code}|${e.message}`)) log.warn({ peer: e.peer, code: e.code }, e.message);
+    this.lastDesiredErrors = desired.errors.map((e) => ({ peer: e.peer, code: e.code, message: e.message }));
     const t0 = process.hrtime.bigint();
     const report = await this.reconciler.apply(desired);
     this.p.ensureSysctl(IP_FORWARD, '1');
@@ -355,6 +361,8 @@ export class Agent implements HealthState {
     const summary = { reason, peers: peers.length, changes: report.changes, nftChanged: nft.changed, ms: Math.round(seconds * 1000), converged: report.converged };
     if (report.errors.length > 0 || nft.error) log.error({ ...summary, errors: report.errors.map((e) => e.message), nftError: nft.error }, 'reconcile left errors');
     else if (report.changes > 0 || nft.changed) log.info({ ...summary, commands: report.commands.length <= 20 ? report.commands : report.commands.length }, 'reconciled');
+    // The first pass after a start is always logged: it shows whether a restarted agent adopted the kernel as it was.
+    else if (reason === 'initial sync') log.info(summary, 'kernel in sync');
     else log.debug(summary, 'kernel in sync');
   }
 }

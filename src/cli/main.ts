@@ -2,9 +2,13 @@
 import { Command, Option } from 'commander';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { DEFAULT_IPAM_DIR } from '../common/constants.js';
+import { clusterStatus, configGet, configSet, ipamShow, listNodes, renderNodes, renderTable, withStore } from './cluster.js';
 import { runDemo } from './demo.js';
 import { planProbes, renderMatrix, runProbes } from './lab/connectivity.js';
-import { labDown, labStatus, labUp, readState } from './lab/lab.js';
+import { labDown, labStatus, labUp, nodePaths, readState } from './lab/lab.js';
 import type { LabBackend, LabTopology } from './lab/topology.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -20,6 +24,120 @@ program
     const pods = Number(o.pods);
     if (!Number.isInteger(pods) || pods < 2 || pods > 50) program.error('--pods must be 2..50');
     process.exitCode = runDemo({ pods, mode: o.mode, plugin: o.plugin, out: (l) => console.log(l) }) ? 0 : 1;
+  });
+
+interface StoreOpts {
+  etcdEndpoints: string;
+  lab?: string;
+  output: string;
+}
+
+/**
+ * `--lab NAME`: a lab's etcd lives inside the lab's infra netns; run this same command there,
+ * with the lab's endpoint, instead of reaching into the namespace from here.
+ */
+function relaunchInLab(lab: string, argv: string[], netns?: string): void {
+  const state = readState(lab);
+  if (!state) {
+    program.error(`lab ${lab} is not running`);
+    return;
+  }
+  const args = argv.filter((a, i) => a !== '--lab' && argv[i - 1] !== '--lab' && !a.startsWith('--lab='));
+  const r = spawnSync('nsenter', [`--net=/run/netns/${netns ?? state.plan.infraNetns}`, process.execPath, fileURLToPath(import.meta.url), ...args, '--etcd-endpoints', state.plan.etcdClientUrl], { stdio: 'inherit' });
+  process.exitCode = r.status ?? 1;
+}
+
+function endpoints(o: StoreOpts): string[] {
+  return o.etcdEndpoints.split(',').map((e) => e.trim()).filter(Boolean);
+}
+
+const storeOptions = (c: Command): Command =>
+  c
+    .option('--etcd-endpoints <urls>', 'etcd client URLs (env TWILL_ETCD_ENDPOINTS)', process.env.TWILL_ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379')
+    .option('--lab <name>', 'talk to the datastore of a running `twill lab`')
+    .option('-o, --output <format>', 'text or json', 'text');
+
+const config = program.command('config').description('the cluster network config in the datastore');
+storeOptions(config.command('get').description('print the cluster network config')).action(async (o: StoreOpts) => {
+  if (o.lab) return relaunchInLab(o.lab, process.argv.slice(2));
+  const text = await withStore(endpoints(o), configGet);
+  if (text === undefined) {
+    console.error('no cluster network config set (twill config set FILE)');
+    process.exitCode = 1;
+  } else console.log(text);
+});
+storeOptions(config.command('set').description('validate and write the cluster network config (FILE or - for stdin)').argument('<file>')).action(async (file: string, o: StoreOpts) => {
+  if (o.lab) {
+    // The file is read here (it may not be visible the same way inside the lab), then passed on stdin.
+    const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    const state = readState(o.lab);
+    if (!state) return program.error(`lab ${o.lab} is not running`);
+    const r = spawnSync('nsenter', [`--net=/run/netns/${state.plan.infraNetns}`, process.execPath, fileURLToPath(import.meta.url), 'config', 'set', '-', '--etcd-endpoints', state.plan.etcdClientUrl], { input: text, stdio: ['pipe', 'inherit', 'inherit'] });
+    process.exitCode = r.status ?? 1;
+    return;
+  }
+  const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  const errors = await withStore(endpoints(o), (s) => configSet(s, text));
+  if (errors.length > 0) {
+    for (const e of errors) console.error(`invalid config: ${e}`);
+    process.exitCode = 1;
+  } else console.log('config written');
+});
+
+storeOptions(program.command('nodes').description('nodes with their subnet leases'))
+  .option('--no-probe', 'do not ping node IPs')
+  .action(async (o: StoreOpts & { probe: boolean }) => {
+    if (o.lab) return relaunchInLab(o.lab, process.argv.slice(2));
+    const { rows, invalid } = await withStore(endpoints(o), (s) => listNodes(s, { probe: o.probe }));
+    if (o.output === 'json') console.log(JSON.stringify({ nodes: rows, invalidLeases: invalid }, null, 2));
+    else {
+      for (const l of renderNodes(rows)) console.log(l);
+      for (const i of invalid) console.log(`invalid lease ignored: ${i}`);
+    }
+  });
+
+storeOptions(program.command('status').description('datastore, cluster config and this node\'s agent'))
+  .option('--health-url <url>', 'the local agent', 'http://127.0.0.1:9402')
+  .option('--node <name>', 'with --lab: the node whose agent to ask', 'node1')
+  .action(async (o: StoreOpts & { healthUrl: string; node: string }) => {
+    if (o.lab) {
+      const state = readState(o.lab);
+      const node = state?.plan.nodes.find((n) => n.name === o.node);
+      if (!node) return program.error(`lab ${o.lab} has no node ${o.node}`);
+      return relaunchInLab(o.lab, process.argv.slice(2), node.netns);
+    }
+    const s = await clusterStatus(endpoints(o), o.healthUrl);
+    if (o.output === 'json') console.log(JSON.stringify(s, null, 2));
+    else {
+      console.log(`datastore: ${s.datastore.ok ? 'ok' : `DOWN (${s.datastore.error})`} ${s.datastore.endpoints.join(',')}`);
+      console.log(`config:    ${s.config ? JSON.stringify(s.config) : `INVALID: ${s.configError}`}`);
+      console.log(`nodes:     ${s.nodes} (${s.expiredLeases} expired leases)`);
+      const a = s.agent as { node?: string; phase?: string; subnet?: string; backend?: string; peers?: Array<{ node: string; error?: string }>; lastReconcile?: { changes: number; converged: boolean } } | undefined;
+      if (a) {
+        console.log(`agent:     ${a.node} ${a.phase}, subnet ${a.subnet}, backend ${a.backend}, ${a.peers?.length ?? 0} peers, last reconcile ${a.lastReconcile ? `${a.lastReconcile.changes} changes, ${a.lastReconcile.converged ? 'converged' : 'NOT converged'}` : 'none yet'}`);
+        for (const p of a.peers ?? []) if (p.error) console.log(`  peer ${p.node}: ${p.error}`);
+      } else console.log(`agent:     ${s.agentError}`);
+    }
+  });
+
+const ipam = program.command('ipam').description('IPAM inspection');
+ipam
+  .command('show')
+  .description('address reservations on this node')
+  .option('--data-dir <dir>', 'the plugin\'s ipam.dataDir', DEFAULT_IPAM_DIR)
+  .option('--network <name>', 'CNI network name', 'twill')
+  .option('--lab <name>', 'every node of a running lab')
+  .option('-o, --output <format>', 'text or json', 'text')
+  .action((o: { dataDir: string; network: string; lab?: string; output: string }) => {
+    const sources: Array<{ node: string; dir: string }> = [];
+    if (o.lab) {
+      const state = readState(o.lab);
+      if (!state) return program.error(`lab ${o.lab} is not running`);
+      for (const n of state.plan.nodes) sources.push({ node: n.name, dir: nodePaths(o.lab, n).ipamDir });
+    } else sources.push({ node: '-', dir: o.dataDir });
+    const rows = sources.flatMap((src) => ipamShow(src.dir, o.network).map((r) => ({ node: src.node, ...r })));
+    if (o.output === 'json') console.log(JSON.stringify(rows, null, 2));
+    else for (const l of renderTable(['NODE', 'IP', 'CONTAINER', 'IFNAME'], rows.map((r) => [r.node, r.ip, r.containerId, r.ifName]))) console.log(l);
   });
 
 const labPaths = { root, agentMain: path.join(root, 'dist/src/agent/main.js'), cniPlugin: path.join(root, 'bin/twill-cni') };

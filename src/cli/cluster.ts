@@ -1,0 +1,129 @@
+/**
+ * Cluster commands of the CLI: `twill config get|set`, `twill nodes`, `twill status`,
+ * `twill ipam show`. Each reads the datastore (or the node's IPAM records) and renders text or JSON.
+ */
+import { spawnSync } from 'node:child_process';
+import { CONFIG_KEY, SUBNETS_PREFIX } from '../common/constants.js';
+import { EtcdDatastore } from '../datastore/etcd/etcd-store.js';
+import type { Datastore } from '../datastore/types.js';
+import { isDatastoreError } from '../datastore/types.js';
+import { FsIpamStore } from '../ipam/fs-store.js';
+import { parseClusterConfig, renderClusterConfig } from '../model/cluster-config.js';
+import { isExpired, parseLeases } from '../model/lease.js';
+import { formatCidr, formatIPv4 } from '../net/ipv4.js';
+
+export interface NodeRow {
+  name: string;
+  subnet: string;
+  publicIP: string;
+  backend: string;
+  leaseExpiry: string;
+  expired: boolean;
+  reachable: boolean | null;
+}
+
+export async function withStore<T>(endpoints: string[], fn: (store: Datastore) => Promise<T>): Promise<T> {
+  const store = new EtcdDatastore({ endpoints, requestTimeoutMs: 3000, dialTimeoutMs: 3000 });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+export async function configGet(store: Datastore): Promise<string | undefined> {
+  return (await store.get(CONFIG_KEY))?.value;
+}
+
+/** Validates, then writes (create or compare-and-swap update). Returns the errors, empty on success. */
+export async function configSet(store: Datastore, text: string): Promise<string[]> {
+  const parsed = parseClusterConfig(text);
+  if (!parsed.ok) return parsed.errors;
+  const value = renderClusterConfig(parsed.config);
+  const current = await store.get(CONFIG_KEY);
+  if (current) await store.update(CONFIG_KEY, value, current.modRevision);
+  else await store.create(CONFIG_KEY, value);
+  return [];
+}
+
+function pingable(ip: string): boolean {
+  return spawnSync('ping', ['-c', '1', '-W', '1', ip], { stdio: 'ignore' }).status === 0;
+}
+
+export async function listNodes(store: Datastore, opts: { probe: boolean; now?: number }): Promise<{ rows: NodeRow[]; invalid: string[] }> {
+  const { items } = await store.list(SUBNETS_PREFIX);
+  const parsed = parseLeases(items);
+  const now = opts.now ?? Date.now();
+  const rows = parsed.leases
+    .map((l) => ({
+      name: l.nodeName,
+      subnet: formatCidr(l.subnet),
+      publicIP: l.publicIP,
+      backend: l.backendType,
+      leaseExpiry: new Date(l.expiresAt).toISOString(),
+      expired: isExpired(l, now),
+      reachable: opts.probe ? pingable(l.publicIP) : null,
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  return { rows, invalid: parsed.invalid.map((i) => `${i.key}: ${i.error}`) };
+}
+
+export function renderTable(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+export function renderNodes(rows: NodeRow[]): string[] {
+  return renderTable(
+    ['NAME', 'SUBNET', 'PUBLIC IP', 'BACKEND', 'LEASE EXPIRES', 'REACHABLE'],
+    rows.map((r) => [r.name, r.subnet, r.publicIP, r.backend, r.expired ? `${r.leaseExpiry} (expired)` : r.leaseExpiry, r.reachable === null ? '-' : r.reachable ? 'yes' : 'NO']),
+  );
+}
+
+export interface ClusterStatus {
+  datastore: { endpoints: string[]; ok: boolean; error?: string };
+  config?: unknown;
+  configError?: string;
+  nodes: number;
+  expiredLeases: number;
+  agent?: unknown;
+  agentError?: string;
+}
+
+export async function clusterStatus(endpoints: string[], healthUrl: string): Promise<ClusterStatus> {
+  const status: ClusterStatus = { datastore: { endpoints, ok: false }, nodes: 0, expiredLeases: 0 };
+  try {
+    await withStore(endpoints, async (store) => {
+      const text = await configGet(store);
+      if (text === undefined) status.configError = `no config at ${CONFIG_KEY}`;
+      else {
+        const parsed = parseClusterConfig(text);
+        if (parsed.ok) status.config = JSON.parse(renderClusterConfig(parsed.config)) as unknown;
+        else status.configError = parsed.errors.join('; ');
+      }
+      const { rows } = await listNodes(store, { probe: false });
+      status.nodes = rows.length;
+      status.expiredLeases = rows.filter((r) => r.expired).length;
+      status.datastore.ok = true;
+    });
+  } catch (e) {
+    status.datastore.error = isDatastoreError(e) ? `${e.kind}: ${e.message}` : (e as Error).message;
+  }
+  try {
+    const res = await fetch(`${healthUrl}/status`, { signal: AbortSignal.timeout(2000) });
+    status.agent = await res.json();
+  } catch (e) {
+    status.agentError = `agent not reachable at ${healthUrl}: ${(e as Error).message}`;
+  }
+  return status;
+}
+
+export function ipamShow(dataDir: string, network: string): Array<{ ip: string; containerId: string; ifName: string }> {
+  const store = FsIpamStore.openExisting(dataDir, network);
+  if (!store) return [];
+  return store
+    .list()
+    .sort((a, b) => a.ip - b.ip)
+    .map((r) => ({ ip: formatIPv4(r.ip), containerId: r.containerId, ifName: r.ifName }));
+}
