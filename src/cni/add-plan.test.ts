@@ -116,12 +116,12 @@ describe('renderMasquerade', () => {
       renderMasquerade(network('bridge')),
       [
         'table ip twill_cni {',
-        '  chain postrouting {',
+        '  chain masq_10_244_1_0_24 {',
         '    type nat hook postrouting priority srcnat; policy accept;',
         '  }',
         '}',
-        'flush chain ip twill_cni postrouting',
-        'add rule ip twill_cni postrouting ip saddr 10.244.1.0/24 ip daddr != 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade',
+        'flush chain ip twill_cni masq_10_244_1_0_24',
+        'add rule ip twill_cni masq_10_244_1_0_24 ip saddr 10.244.1.0/24 ip daddr != 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade',
         '',
       ].join('\n'),
     );
@@ -134,7 +134,7 @@ describe('renderMasquerade', () => {
       underlayMtu: 1500,
     });
     const last = renderMasquerade(net).split('\n').at(-2);
-    assert.equal(last, 'add rule ip twill_cni postrouting ip saddr 10.244.1.0/24 ip daddr != 10.244.1.0/24 ip daddr != 224.0.0.0/4 masquerade');
+    assert.equal(last, 'add rule ip twill_cni masq_10_244_1_0_24 ip saddr 10.244.1.0/24 ip daddr != 10.244.1.0/24 ip daddr != 224.0.0.0/4 masquerade');
   });
 });
 

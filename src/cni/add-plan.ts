@@ -71,14 +71,16 @@ export function renderPodAdd(p: AddPlan): string[] {
 export function renderMasquerade(net: PodNetwork): string {
   const stay = net.clusterNetwork ? formatCidr(net.clusterNetwork) : formatCidr(net.subnet);
   const src = formatCidr(net.subnet);
+  // One base chain per pod subnet, so two Twill networks on a node never flush each other's rule.
+  const chain = `masq_${formatIPv4(net.subnet.network).replaceAll('.', '_')}_${net.subnet.prefix}`;
   return [
     `table ip ${NFT_CNI_TABLE} {`,
-    '  chain postrouting {',
+    `  chain ${chain} {`,
     '    type nat hook postrouting priority srcnat; policy accept;',
     '  }',
     '}',
-    `flush chain ip ${NFT_CNI_TABLE} postrouting`,
-    `add rule ip ${NFT_CNI_TABLE} postrouting ip saddr ${src} ip daddr != ${stay} ip daddr != 224.0.0.0/4 masquerade`,
+    `flush chain ip ${NFT_CNI_TABLE} ${chain}`,
+    `add rule ip ${NFT_CNI_TABLE} ${chain} ip saddr ${src} ip daddr != ${stay} ip daddr != 224.0.0.0/4 masquerade`,
     '',
   ].join('\n');
 }

@@ -39,6 +39,7 @@ export const netConfSchema = z.looseObject({
 export type NetConf = z.infer<typeof netConfSchema>;
 export type IpamConf = z.infer<typeof ipamSchema>;
 
+/** CNI's network-name charset; at most 64 characters (it becomes a directory and part of an ifalias). */
 const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const LINK_NAME = /^[a-zA-Z0-9_.-]{1,15}$/;
 
@@ -62,7 +63,7 @@ export function parseNetConf(stdin: string): NetConf {
       details: `supported: ${SUPPORTED_VERSIONS.join(', ')}`,
     });
   }
-  if (!NETWORK_NAME.test(conf.name)) {
+  if (!NETWORK_NAME.test(conf.name) || conf.name.length > 64) {
     throw new TwillError(ErrorCode.InvalidConfig, `invalid network name ${JSON.stringify(conf.name)}`);
   }
   if (conf.bridge !== undefined && !isValidLinkName(conf.bridge)) {

@@ -76,10 +76,10 @@ describe('parseCniEnv', () => {
     for (const good of ['eth0', 'net1', 'e', 'a.b', 'x_y-z']) assert.equal(parseCniEnv(full('DEL', { CNI_IFNAME: good })).ifName, good);
   });
 
-  it('container id: letters, digits, "_", ".", "-", starting alphanumeric, at most 256', () => {
-    const ok = ['abc', 'A1', '0123456789abcdef'.repeat(4), 'pod_1.x-y', 'z'.repeat(256)];
+  it('container id: letters, digits, "_", ".", "-", starting alphanumeric, at most 128', () => {
+    const ok = ['abc', 'A1', '0123456789abcdef'.repeat(4), 'pod_1.x-y', 'z'.repeat(128)];
     for (const id of ok) assert.equal(parseCniEnv(full('ADD', { CNI_CONTAINERID: id })).containerId, id);
-    const bad = ['-abc', '.abc', '_abc', 'a/b', '../x', 'a b', 'a@b', 'a\nb', 'a;b', 'ü', 'z'.repeat(257)];
+    const bad = ['-abc', '.abc', '_abc', 'a/b', '../x', 'a b', 'a@b', 'a\nb', 'a;b', 'ü', 'z'.repeat(129), 'z'.repeat(257)];
     for (const id of bad) invalidEnv(full('ADD', { CNI_CONTAINERID: id }), /CNI_CONTAINERID/);
   });
 

@@ -14,6 +14,12 @@ export interface CniEnv {
 }
 
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/**
+ * Runtimes use 64 hex characters. The cap keeps every name derived from the id within the kernel's
+ * and the filesystem's limits: the veth ifalias `twill/<network>/<id>/<ifname>` (< 256 bytes) and
+ * the IPAM index file `<id>@<ifname>` (< 256 bytes).
+ */
+export const MAX_CONTAINER_ID = 128;
 /** Netns paths reach `ip -batch` and `nsenter`: absolute, no whitespace, no `..`. */
 const NETNS_PATH = /^\/[a-zA-Z0-9_.:@/-]+$/;
 
@@ -37,7 +43,7 @@ export function parseCniEnv(env: Record<string, string | undefined>): CniEnv {
   const perAttachment = command === 'ADD' || command === 'DEL' || command === 'CHECK';
   if (perAttachment) {
     if (containerId === '') throw bad('CNI_CONTAINERID is not set');
-    if (!CONTAINER_ID.test(containerId) || containerId.length > 256) throw bad(`CNI_CONTAINERID ${JSON.stringify(containerId)} is invalid: letters, digits, "_", "." and "-" only, starting with a letter or digit`);
+    if (!CONTAINER_ID.test(containerId) || containerId.length > MAX_CONTAINER_ID) throw bad(`CNI_CONTAINERID ${JSON.stringify(containerId.length > 80 ? `${containerId.slice(0, 80)}...` : containerId)} is invalid: at most ${MAX_CONTAINER_ID} letters, digits, "_", "." and "-", starting with a letter or digit`);
     if (ifName === '') throw bad('CNI_IFNAME is not set');
     if (!isValidLinkName(ifName)) throw bad(`CNI_IFNAME ${JSON.stringify(ifName)} is invalid: at most 15 characters of letters, digits, "_", "." and "-"`);
     if (command !== 'DEL' && netns === '') throw bad('CNI_NETNS is not set');

@@ -175,6 +175,25 @@ describe('release on MemoryIpamStore', () => {
 });
 
 describe('allocate: failures of the store', () => {
+  it('an ADD killed between index and record leaves nothing; killed after the record, the retry gets the same address', () => {
+    const s = new MemoryIpamStore();
+    const range: Range = { first: ip('10.250.0.1'), last: ip('10.250.0.14'), exclude: [] };
+    // Killed after the record: simulate by making setLastReserved (the step after tryReserve) throw once.
+    const realLast = s.setLastReserved.bind(s);
+    s.setLastReserved = () => {
+      throw new Error('killed');
+    };
+    assert.throws(() => allocate(s, range, att(1)));
+    s.setLastReserved = realLast;
+    const first = s.list();
+    assert.equal(first.length, 1);
+    const retry = allocate(s, range, att(1));
+    assert.equal(retry.ip, first[0]?.ip, 'the retried ADD reuses the record');
+    assert.equal(retry.existing, true);
+    assert.equal(release(s, att(1)), retry.ip);
+    assert.deepEqual(s.list(), [], 'DEL frees it');
+  });
+
   it('a failing index write leaves no reservation behind', () => {
     const s = new MemoryIpamStore();
     const boom = new TwillError(ErrorCode.IoFailure, 'disk full');
@@ -183,6 +202,6 @@ describe('allocate: failures of the store', () => {
     };
     const range: Range = { first: ip('10.250.0.1'), last: ip('10.250.0.14'), exclude: [] };
     assert.throws(() => allocate(s, range, att(1)), (e: unknown) => e === boom);
-    assert.deepEqual(s.list(), [], 'the reserved record is released again');
+    assert.deepEqual(s.list(), [], 'nothing is reserved');
   });
 });

@@ -35,19 +35,16 @@ export function allocate(store: IpamStore, range: Range, owner: Attachment): { i
     const holder = store.ownerOf(known);
     if (holder && sameAttachment(holder, owner)) return { ip: known, existing: true };
   }
+  // The index is written before each record: a plugin killed right after the record was created
+  // still leaves the index pointing at it, so a retried ADD finds the same address and DEL frees it.
   for (const ip of candidates(range, store.lastReserved())) {
+    store.setLookup(owner, ip);
     if (store.tryReserve(ip, owner)) {
-      try {
-        store.setLookup(owner, ip);
-      } catch (e) {
-        // The caller never learns the address, so it could not release it: undo here.
-        store.release(ip, owner);
-        throw e;
-      }
       store.setLastReserved(ip);
       return { ip, existing: false };
     }
   }
+  store.setLookup(owner, undefined);
   throw new TwillError(
     ErrorCode.RangeExhausted,
     `no free address in ${formatIPv4(range.first)}-${formatIPv4(range.last)}: every address is reserved`,

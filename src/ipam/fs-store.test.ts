@@ -75,6 +75,9 @@ describe('FsIpamStore on disk', () => {
     fs.writeFileSync(path.join(s.dir, '10.250.0.2'), 'only-one-line');
     assert.equal(s.ownerOf(ip('10.250.0.2')), undefined);
     assert.equal(s.tryReserve(ip('10.250.0.2'), att(1)), false, 'but the address is not handed out either');
+    fs.writeFileSync(path.join(s.dir, '10.250.0.3'), '');
+    assert.equal(s.sweepTemporary(), 2, 'GC sweeps corrupt records (a power loss after link(2))');
+    assert.equal(s.tryReserve(ip('10.250.0.2'), att(1)), true, 'the address is free again');
   });
 
   it('sweepTemporary removes temp files of dead PIDs and unparsable names, keeps those of live PIDs and its own', () => {

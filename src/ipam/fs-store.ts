@@ -197,6 +197,13 @@ export class FsIpamStore implements IpamStore {
   sweepTemporary(): number {
     let removed = 0;
     for (const name of this.names()) {
+      // A record is created whole by link(2), so one without owner lines can only be the remnant of a
+      // power loss before the data reached the disk: it would block its address forever.
+      if (parseIPv4(name) !== undefined && this.readRecord(name) === undefined) {
+        this.unlinkQuiet(path.join(this.dir, name));
+        removed += 1;
+        continue;
+      }
       if (!name.startsWith(TMP)) continue;
       const pid = Number(name.slice(TMP.length).split('-')[0]);
       if (Number.isInteger(pid) && pid !== process.pid && fs.existsSync(`/proc/${pid}`)) continue;
