@@ -166,6 +166,11 @@ function containerIdFor(seed: string): string {
   return Buffer.from(seed.padEnd(32, '.')).subarray(0, 32).toString('hex');
 }
 
+/** bin/twill-cni -> bin/twill-cni.js (the standalone bundle beside the shim). */
+function bundleOf(plugin: string): string {
+  return existsSync(`${plugin}.js`) ? `${plugin}.js` : plugin;
+}
+
 function probes(p: InnerParams): Array<[string, () => Timed]> {
   const bare = { PATH: PATH_ENV };
   const withCa = { PATH: PATH_ENV, NODE_EXTRA_CA_CERTS: p.nec };
@@ -177,8 +182,9 @@ function probes(p: InnerParams): Array<[string, () => Timed]> {
   return [
     ['node -e 0', () => ok(timed(process.execPath, ['-e', '0'], bare, ''), 'node')],
     ['node -e 0 (NODE_EXTRA_CA_CERTS set)', () => ok(timed(process.execPath, ['-e', '0'], withCa, ''), 'node+ca')],
-    ['plugin VERSION', () => ok(timed(p.plugin, [], version, ''), 'VERSION')],
-    ['node plugin VERSION (NODE_EXTRA_CA_CERTS set, no env -u)', () => ok(timed(process.execPath, [p.plugin], { ...version, NODE_EXTRA_CA_CERTS: p.nec }, ''), 'node VERSION')],
+    // The Node bundle itself (bin/twill-cni is the sh shim that runs it when no agent answers).
+    ['plugin VERSION', () => ok(timed(bundleOf(p.plugin), [], version, ''), 'VERSION')],
+    ['node plugin VERSION (NODE_EXTRA_CA_CERTS set, no env -u)', () => ok(timed(process.execPath, [bundleOf(p.plugin)], { ...version, NODE_EXTRA_CA_CERTS: p.nec }, ''), 'node VERSION')],
     ['ip -batch -', () => ok(timed('ip', ['-batch', '-'], bare, 'link show dev lo\n'), 'ip')],
     ['nsenter ip -batch -', () => ok(timed('nsenter', [`--net=/run/netns/${p.probeNetns}`, 'ip', '-batch', '-'], bare, 'link show dev lo\n'), 'nsenter ip')],
   ];
@@ -233,7 +239,7 @@ function runInner(paramsFile: string): void {
 // ---------------------------------------------------------------------------------------------
 // outer process: namespaces, configs, cleanup, report
 
-function sides(opts: { plugin: string; candidates?: string[]; refDir: string; nec: string; dir: string; pods: (key: string) => string[] }): Side[] {
+function sides(opts: { plugin: string; candidates?: string[]; refDir: string; nec: string; dir: string; socket: string; pods: (key: string) => string[] }): Side[] {
   const ours = (dataDir: string, bridge: string) => ({
     cniVersion: '1.0.0',
     name: 'twillbench',
@@ -245,8 +251,17 @@ function sides(opts: { plugin: string; candidates?: string[]; refDir: string; ne
   });
   const out: Side[] = [
     {
+      key: 'twillAgent',
+      label: 'twill via the agent socket',
+      plugin: opts.plugin,
+      extraEnv: { NODE_EXTRA_CA_CERTS: opts.nec, TWILL_CNI_SOCKET: opts.socket },
+      config: ours(path.join(opts.dir, 'ipam-twill-agent'), 'twbench9'),
+      pods: opts.pods('a'),
+      reference: false,
+    },
+    {
       key: 'twill',
-      label: 'twill (NODE_EXTRA_CA_CERTS set)',
+      label: 'twill standalone (NODE_EXTRA_CA_CERTS set)',
       plugin: opts.plugin,
       extraEnv: { NODE_EXTRA_CA_CERTS: opts.nec },
       config: ours(path.join(opts.dir, 'ipam-twill'), 'twbench0'),
@@ -255,7 +270,7 @@ function sides(opts: { plugin: string; candidates?: string[]; refDir: string; ne
     },
     {
       key: 'twillNoCa',
-      label: 'twill (NODE_EXTRA_CA_CERTS unset)',
+      label: 'twill standalone (NODE_EXTRA_CA_CERTS unset)',
       plugin: opts.plugin,
       extraEnv: {},
       config: ours(path.join(opts.dir, 'ipam-twill'), 'twbench0'),
@@ -480,7 +495,7 @@ async function runOuter(opts: { iterations: number; warmup: number; json: boolea
     // Namespaces are created ahead of time (not timed). Yielding to the event loop between them lets
     // a SIGINT during this long synchronous-looking phase run the cleanup handler at once.
     const pods = new Map<string, string[]>();
-    for (const key of ['t', 'u', ...(opts.candidates ?? []).map((_, i) => `c${i}`), 'r']) {
+    for (const key of ['a', 't', 'u', ...(opts.candidates ?? []).map((_, i) => `c${i}`), 'r']) {
       const list: string[] = [];
       for (let i = 0; i < total; i++) {
         list.push(scope.netns(`p${key}`));
@@ -489,11 +504,16 @@ async function runOuter(opts: { iterations: number; warmup: number; json: boolea
       pods.set(key, list);
     }
     const podsOf = (key: string): string[] => pods.get(key) ?? [];
+    // The agent fast path: a CNI socket served in the host namespace, as twilld serves it.
+    const socket = path.join(dir, 'cni.sock');
+    scope.spawn(['ip', 'netns', 'exec', host, process.execPath, path.join(path.dirname(SELF), '../src/cni/serve-main.js'), socket]);
+    for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!existsSync(socket)) throw new Error('the CNI socket server did not start');
     const params: InnerParams = {
       iterations: opts.iterations,
       warmup: opts.warmup,
       cniPath: opts.refDir,
-      sides: sides({ ...opts, nec, dir, pods: podsOf }),
+      sides: sides({ ...opts, nec, dir, socket, pods: podsOf }),
       probeNetns: scope.netns('probe'),
       plugin: opts.plugin,
       nec,

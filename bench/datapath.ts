@@ -191,14 +191,15 @@ async function waitPing(ns: string, dst: string, timeoutMs: number): Promise<voi
   throw new Error(`${ns} cannot reach ${dst}`);
 }
 
-async function waitTcp(ns: string, dst: string, port: number, timeoutMs: number): Promise<void> {
+/** Waits until something listens on `port` in `ns` (ss; a probe connection would upset iperf3). */
+async function waitListen(ns: string, port: number, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    const r = await runAsync(['nsenter', `--net=/run/netns/${ns}`, '/bin/busybox', 'nc', '-z', '-w', '1', dst, String(port)], 3000);
-    if (r.status === 0) return;
-    await sleep(200);
+    const r = await runAsync(['ip', 'netns', 'exec', ns, 'ss', '-Hltn', `sport = :${port}`], 3000);
+    if (r.status === 0 && r.stdout.trim() !== '') return;
+    await sleep(100);
   }
-  throw new Error(`${ns}: nothing listens on ${dst}:${port}`);
+  throw new Error(`${ns}: nothing listens on port ${port}`);
 }
 
 async function iperf(ns: string, dst: string, streams: number, seconds: number): Promise<number> {
@@ -302,8 +303,8 @@ async function main(o: Options): Promise<void> {
     }
     await waitPing(e.src.pod, e.dst.pod, 30_000); // the agents have programmed the routes
     for (const p of ['pod', 'node'] as const) {
-      await waitTcp(e.src[p], e.dst[p], IPERF_PORT, 10_000);
-      await waitTcp(e.src[p], e.dst[p], RR_PORT, 10_000);
+      await waitListen(e.dstNs[p], IPERF_PORT, 10_000);
+      await waitListen(e.dstNs[p], RR_PORT, 10_000);
     }
     factsBy[backend] = facts(state, backend);
     endpoints.push(e);
@@ -354,20 +355,20 @@ async function main(o: Options): Promise<void> {
   }
   const f2 = (x: number): string => x.toFixed(2);
   const rows = [
-    ['backend', 'P1 pod/node', 'P1 Gbit/s pod | node', 'target', 'hand-built', 'P1 vs hand-built', 'P4 pod/node', 'P4 Gbit/s pod | node', 'RR pod/node', 'RR µs pod | node', 'RR vs hand-built', 'ping µs pod | node'],
+    ['backend', 'P1 pod/node', 'P1 Gbit/s pod / node', 'target', 'hand-built', 'P1 vs hand-built', 'P4 pod/node', 'P4 Gbit/s pod / node', 'RR pod/node', 'RR µs pod / node', 'RR vs hand-built', 'ping µs pod / node'],
     ...results.map((r) => [
       r.backend,
       f2(r.p1.ratio),
-      `${f2(r.p1.podGbps)} | ${f2(r.p1.nodeGbps)}`,
+      `${f2(r.p1.podGbps)} / ${f2(r.p1.nodeGbps)}`,
       `>= ${f2(r.target)}`,
       `${f2(r.ceiling.p1)} / RR ${f2(r.ceiling.rr)}`,
       f2(r.p1VsCeiling),
       f2(r.p4.ratio),
-      `${f2(r.p4.podGbps)} | ${f2(r.p4.nodeGbps)}`,
+      `${f2(r.p4.podGbps)} / ${f2(r.p4.nodeGbps)}`,
       f2(r.rr.ratio),
-      `${r.rr.podUs.toFixed(0)} | ${r.rr.nodeUs.toFixed(0)}`,
+      `${r.rr.podUs.toFixed(0)} / ${r.rr.nodeUs.toFixed(0)}`,
       f2(r.rrVsCeiling),
-      `${r.ping.podUs.toFixed(0)} | ${r.ping.nodeUs.toFixed(0)}`,
+      `${r.ping.podUs.toFixed(0)} / ${r.ping.nodeUs.toFixed(0)}`,
     ]),
   ];
   const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));

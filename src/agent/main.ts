@@ -8,6 +8,7 @@ import { spawnRunner } from '../dataplane/command.js';
 import { ensureSysctl } from '../dataplane/host-facts.js';
 import { systemKernel } from '../dataplane/system-kernel.js';
 import { EtcdDatastore, type EtcdTls } from '../datastore/etcd/etcd-store.js';
+import { startCniServer } from '../cni/server.js';
 import { Agent } from './agent.js';
 import { AgentMetrics, startHealthServer } from './health.js';
 import { parseAgentOptions } from './options.js';
@@ -42,8 +43,19 @@ const server = await startHealthServer(options.healthListen, metrics, agent).cat
   log.error({ err: (e as Error).message }, `cannot listen on ${options.healthListen}`);
   process.exit(1);
 });
+let cniServer: Awaited<ReturnType<typeof startCniServer>> | undefined;
+if (options.cniSocket !== '') {
+  try {
+    cniServer = await startCniServer({ socketPath: options.cniSocket, logSink: { write: (line) => process.stdout.write(line) } });
+    log.info({ socket: options.cniSocket }, 'serving twill-cni calls');
+  } catch (e) {
+    // The plugin runs standalone without it: a degraded start, not a failed one.
+    log.error({ err: (e as Error).message, socket: options.cniSocket }, 'cannot serve the CNI socket; twill-cni runs standalone');
+  }
+}
 log.info({ listen: options.healthListen, etcd: options.etcdEndpoints }, 'twilld starting');
 await agent.run(stop.signal);
 server.close();
+cniServer?.close();
 await store.close();
 process.exit(0);

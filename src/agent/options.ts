@@ -15,6 +15,7 @@ const schema = z.object({
   publicIp: z.string().refine((v) => parseIPv4(v) !== undefined, 'public IP: an IPv4 address').optional(),
   publicIface: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'public interface: a link name').optional(),
   subnetFile: z.string().startsWith('/', 'subnet file: an absolute path'),
+  cniSocket: z.string().refine((v) => v === '' || v.startsWith('/'), 'CNI socket: an absolute path, or empty to disable'),
   healthListen: z.string().regex(/^[0-9.]+:\d{1,5}$/, 'health listen: host:port'),
   resyncIntervalSeconds: z.number().min(1).max(3600),
   logLevel: z.enum(['debug', 'info', 'warn', 'error']),
@@ -34,6 +35,7 @@ export function parseAgentOptions(argv: string[], env: Record<string, string | u
     .option('--public-ip <ip>', 'underlay address (default: from --public-iface or the default route)')
     .option('--public-iface <name>', 'underlay interface (default: the default route\'s)')
     .option('--subnet-file <path>', 'where the CNI plugin reads the lease', SUBNET_FILE)
+    .option('--cni-socket <path>', 'serve twill-cni calls on this Unix socket (empty: off)', '/run/twill/cni.sock')
     .option('--health-listen <host:port>', 'health and metrics (localhost only)', '127.0.0.1:9402')
     .option('--resync-interval <seconds>', 'full kernel resync period', '10')
     .option('--log-level <level>', 'debug|info|warn|error', 'info')
@@ -54,6 +56,7 @@ export function parseAgentOptions(argv: string[], env: Record<string, string | u
     publicIp: o.publicIp ?? env.TWILL_PUBLIC_IP,
     publicIface: o.publicIface ?? env.TWILL_PUBLIC_IFACE,
     subnetFile: o.subnetFile,
+    cniSocket: o.cniSocket ?? '',
     healthListen: o.healthListen,
     resyncIntervalSeconds: Number(o.resyncInterval),
     logLevel: o.logLevel,

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { DEFAULT_IPAM_DIR } from '../common/constants.js';
 import { clusterStatus, configGet, configSet, ipamShow, listNodes, renderNodes, renderTable, withStore } from './cluster.js';
 import { runDemo } from './demo.js';
@@ -138,6 +138,21 @@ ipam
     const rows = sources.flatMap((src) => ipamShow(src.dir, o.network).map((r) => ({ node: src.node, ...r })));
     if (o.output === 'json') console.log(JSON.stringify(rows, null, 2));
     else for (const l of renderTable(['NODE', 'IP', 'CONTAINER', 'IFNAME'], rows.map((r) => [r.node, r.ip, r.containerId, r.ifName]))) console.log(l);
+  });
+
+program
+  .command('install-cni')
+  .description('install the plugin into a CNI bin dir as type "twill" (the shim and the standalone bundle)')
+  .option('--dir <dir>', 'CNI bin dir', '/opt/cni/bin')
+  .action((o: { dir: string }) => {
+    mkdirSync(o.dir, { recursive: true });
+    // The bundle first: a runtime that finds the shim must find what it runs.
+    copyFileSync(path.join(root, 'bin/twill-cni.js'), path.join(o.dir, 'twill-cni.js'));
+    chmodSync(path.join(o.dir, 'twill-cni.js'), 0o755);
+    copyFileSync(path.join(root, 'bin/twill-cni'), path.join(o.dir, 'twill.tmp'));
+    chmodSync(path.join(o.dir, 'twill.tmp'), 0o755);
+    renameSync(path.join(o.dir, 'twill.tmp'), path.join(o.dir, 'twill'));
+    console.log(`installed ${path.join(o.dir, 'twill')} and ${path.join(o.dir, 'twill-cni.js')}`);
   });
 
 const labPaths = { root, agentMain: path.join(root, 'dist/src/agent/main.js'), cniPlugin: path.join(root, 'bin/twill-cni') };

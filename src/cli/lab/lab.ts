@@ -93,9 +93,9 @@ export function etcdctl(plan: LabPlan, args: string[]): { status: number; stdout
   return run(['nsenter', `--net=/run/netns/${plan.infraNetns}`, 'env', 'ETCDCTL_API=3', 'etcdctl', `--endpoints=${plan.etcdClientUrl}`, '--dial-timeout=2s', ...args]);
 }
 
-export function nodePaths(name: string, node: LabNode): { dir: string; subnetFile: string; ipamDir: string; log: string } {
+export function nodePaths(name: string, node: LabNode): { dir: string; subnetFile: string; ipamDir: string; log: string; cniSocket: string } {
   const dir = path.join(stateDir(name), node.name);
-  return { dir, subnetFile: path.join(dir, 'subnet.env'), ipamDir: path.join(dir, 'ipam'), log: path.join(dir, 'twilld.log') };
+  return { dir, subnetFile: path.join(dir, 'subnet.env'), ipamDir: path.join(dir, 'ipam'), log: path.join(dir, 'twilld.log'), cniSocket: path.join(dir, 'cni.sock') };
 }
 
 export function cniConfig(name: string, node: LabNode): Record<string, unknown> {
@@ -112,6 +112,7 @@ export function agentArgv(paths: LabPaths, plan: LabPlan, node: LabNode, resyncS
     '--node-name', node.name,
     '--etcd-endpoints', plan.etcdClientUrl,
     '--subnet-file', p.subnetFile,
+    '--cni-socket', p.cniSocket,
     '--public-ip', node.address,
     '--health-listen', '127.0.0.1:9402',
     '--resync-interval', String(resyncSeconds),
@@ -233,7 +234,7 @@ export function addPod(state: LabState, paths: LabPaths, node: LabNode, pod: Lab
   if (!listLabNetns(state.plan.spec.name).includes(pod.netns)) must(['ip', 'netns', 'add', pod.netns]);
   must(['ip', '-n', pod.netns, 'link', 'set', 'lo', 'up']);
   const r = run(
-    ['nsenter', `--net=/run/netns/${node.netns}`, 'env', 'CNI_COMMAND=ADD', `CNI_CONTAINERID=${pod.containerId}`, `CNI_NETNS=/run/netns/${pod.netns}`, 'CNI_IFNAME=eth0', 'CNI_PATH=/opt/cni/bin', paths.cniPlugin],
+    ['nsenter', `--net=/run/netns/${node.netns}`, 'env', `TWILL_CNI_SOCKET=${nodePaths(state.plan.spec.name, node).cniSocket}`, 'CNI_COMMAND=ADD', `CNI_CONTAINERID=${pod.containerId}`, `CNI_NETNS=/run/netns/${pod.netns}`, 'CNI_IFNAME=eth0', 'CNI_PATH=/opt/cni/bin', paths.cniPlugin],
     JSON.stringify(cniConfig(state.plan.spec.name, node)),
   );
   if (r.status !== 0) throw new Error(`CNI ADD for ${pod.name} failed: ${r.stdout}${r.stderr}`);
