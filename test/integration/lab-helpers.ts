@@ -49,7 +49,23 @@ export async function upLab(opts: { nodes: number; pods: number; backend: LabBac
   const output: string[] = [];
   const spec = { name, nodes: opts.nodes, pods: opts.pods, backend: opts.backend, topology: opts.topology, network: '10.244.0.0/16', subnetLen: 24 };
   const state = await labUp(spec, LAB_PATHS, (l) => output.push(l), { resyncSeconds: RESYNC_SECONDS });
+  await waitConverged(state);
   return { state, output };
+}
+
+/**
+ * Waits until every agent of the lab is ready, knows every other node as a peer and its last
+ * reconcile converged (labUp returns once the leases exist; the agents program each other a moment later).
+ */
+export async function waitConverged(state: LabState, timeoutMs = 60_000): Promise<void> {
+  const want = state.plan.nodes.length - 1;
+  for (const node of state.plan.nodes) {
+    await waitUntil(`${node.name}'s agent to know its ${want} peers and converge`, timeoutMs, () => {
+      if (agentGet(node.netns, '/readyz').status !== 200) return false;
+      const st = agentStatus(state, node.name);
+      return st.peers.length === want && st.lastReconcile?.converged === true;
+    }, 250);
+  }
 }
 
 export function downLab(lab: TestLab | string | undefined): void {

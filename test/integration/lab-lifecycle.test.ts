@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { etcdctl, labAddNode, startAgent, stopAgent } from '../../src/cli/lab/lab.js';
+import { addPod, etcdctl, labAddNode, startAgent, stopAgent } from '../../src/cli/lab/lab.js';
 import {
   LAB_PATHS,
   RESYNC_SECONDS,
@@ -19,6 +19,7 @@ import {
   backgroundPing,
   dataplane,
   downLab,
+  labName,
   expectedVxlan,
   fdbEntries,
   inNs,
@@ -44,14 +45,16 @@ import { sh } from './harness.js';
 const TIMEOUT = 180_000;
 
 describe('twill lab: agent lifecycle (vxlan, 3 nodes)', { timeout: 900_000 }, () => {
+  const name = labName();
   let lab: TestLab | undefined;
   const state = () => (lab as TestLab).state;
 
   before(async () => {
-    lab = await upLab({ nodes: 3, pods: 2, backend: 'vxlan', topology: 'l2' });
+    lab = await upLab({ nodes: 3, pods: 2, backend: 'vxlan', topology: 'l2' }, name);
     assertConnectivity(lab.state);
   });
-  after(() => downLab(lab));
+  // labDown by name: also when labUp failed half-way.
+  after(() => downLab(name));
 
   it('repairs a hand-deleted route, FDB entry and neighbour within two resync periods', { timeout: TIMEOUT }, async () => {
     const n1 = nodeOf(state(), 'node1').netns;
@@ -122,6 +125,7 @@ describe('twill lab: agent lifecycle (vxlan, 3 nodes)', { timeout: 900_000 }, ()
         const lines = agentLog(s, node, mark);
         const first = lines.find((l: LogLine) => l.reason === 'initial sync');
         assert.ok(first, `${node}: no initial reconcile logged after the restart`);
+        process.stdout.write(`# ${node} after its restart: ${first.msg} ${JSON.stringify({ changes: first.changes, nftChanged: first.nftChanged, ms: first.ms })}\n`);
         // Adopted: nothing to write in routes/FDB/neighbours/links (the nft table is compared separately).
         assert.equal(first.changes, 0, `${node} rewrote kernel objects after a restart: ${JSON.stringify(first)}`);
         assert.equal(first.converged, true);
@@ -131,6 +135,12 @@ describe('twill lab: agent lifecycle (vxlan, 3 nodes)', { timeout: 900_000 }, ()
       }
       assert.deepEqual(dataplane(n1.netns), before1);
       assert.deepEqual(dataplane(n2.netns), before2);
+      // The SIGKILLed agent left its CNI socket behind; the new one serves it again and a pod added now works.
+      assert.ok(agentLog(s, 'node1', mark1).some((l) => l.msg === 'serving twill-cni calls'), 'node1 does not serve its CNI socket after the restart');
+      const pod = { name: 'node1-pod9', netns: `${n1.netns}p9`, containerId: `lab-${s.plan.spec.name}-node1-pod9` };
+      const ip = addPod(s, LAB_PATHS, n1, pod);
+      assert.ok(ip.startsWith(networkAddress(subnetOf(s, 'node1')).replace(/\.0$/, '.')), `pod ${ip} outside node1's subnet`);
+      assert.ok(podPing(s, 'node2-pod1', ip), 'a pod added after the restart is not reachable');
     } finally {
       ping.kill();
     }
@@ -173,7 +183,8 @@ describe('twill lab: agent lifecycle (vxlan, 3 nodes)', { timeout: 900_000 }, ()
     // Every pod of node1, node2, node4 to one pod of each of those nodes and to their addresses, both ways.
     const live = (name: string) => !name.startsWith('node3');
     const n = assertConnectivity(s, (p) => live(p.from) && live(p.to));
-    assert.equal(n, 6 * 6 - 3);
+    // (pods of node1, node2, node4) x (3 pods + 3 node addresses), minus the 3 pods that are a target themselves.
+    assert.equal(n, Object.keys(s.pods).filter(live).length * 6 - 3);
     assert.ok(podPing(s, 'node4-pod2', podIp(s, 'node1-pod2')));
     assert.ok(podPing(s, 'node2-pod2', podIp(s, 'node4-pod2')));
     assert.equal(sh(['ip', 'netns', 'exec', podNetns(s, 'node4-pod1'), 'ping', '-c', '1', '-W', '1', podIp(s, 'node3-pod1')]).status === 0, false, 'node3 left but is still reachable from node4');
