@@ -21,7 +21,7 @@ import { listWatch } from '../datastore/list-watch.js';
 import type { Datastore, KeyValue } from '../datastore/types.js';
 import { isDatastoreError } from '../datastore/types.js';
 import { parseClusterConfig, renderClusterConfig, type ClusterConfig } from '../model/cluster-config.js';
-import { parseLeases, type Lease } from '../model/lease.js';
+import { parseLease, type Lease, type LeaseParse } from '../model/lease.js';
 import { LeaseManager, isLeaseError } from '../model/lease-manager.js';
 import { describePeerDiff, diffPeers, peersFromLeases, type Peer } from '../model/peers.js';
 import { formatCidr, formatIPv4, parseIPv4 } from '../net/ipv4.js';
@@ -55,6 +55,12 @@ export interface AgentStatus {
   configError?: string;
 }
 
+/**
+ * Retry cap for the datastore watches: a reconnect attempt is cheap, and a short cap means the agent
+ * catches up within ~2 s of etcd coming back, however long the outage was.
+ */
+const STORE_MAX_BACKOFF_MS = 2000;
+
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -76,6 +82,10 @@ export class Agent implements HealthState {
   private lease: Lease | undefined;
   private leaseManager: LeaseManager | undefined;
   private readonly leases = new Map<string, KeyValue>();
+  /** Validation results by key, reused while a record's modRevision and value are unchanged (1000 zod parses cost ~15 ms a pass). */
+  private readonly parsedLeases = new Map<string, { kv: KeyValue; parsed: LeaseParse }>();
+  /** Wakes run() as soon as the first valid config arrives (instead of its next poll). */
+  private wakeOnConfig: (() => void) | undefined;
   private synced = false;
   private peers: Peer[] = [];
   private lastReport: { at: number; report: ApplyReport } | undefined;
@@ -145,7 +155,13 @@ export class Agent implements HealthState {
 
     const configWatch = this.followConfig(signal);
     this.phase = 'waiting for a valid cluster config';
-    while (!this.config && !signal.aborted) await sleep(200, signal);
+    while (!this.config && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        this.wakeOnConfig = resolve;
+        void sleep(200, signal).then(resolve);
+      });
+    }
+    this.wakeOnConfig = undefined;
     if (signal.aborted) return;
 
     this.phase = 'acquiring a subnet lease';
@@ -226,7 +242,7 @@ export class Agent implements HealthState {
   /** Follows the cluster config key; an invalid config is reported and the last good one kept. */
   private async followConfig(signal: AbortSignal): Promise<void> {
     try {
-      for await (const u of listWatch(this.p.store, CONFIG_KEY, signal, { onRetry: (r) => this.onStoreRetry(r.error.message) })) {
+      for await (const u of listWatch(this.p.store, CONFIG_KEY, signal, { maxBackoffMs: STORE_MAX_BACKOFF_MS, onRetry: (r) => this.onStoreRetry(r.error.message, r.attempt) })) {
         if (u.kind === 'snapshot') this.onConfig(u.items.find((kv) => kv.key === CONFIG_KEY)?.value);
         else if (u.event.type === 'put' && u.event.kv.key === CONFIG_KEY) this.onConfig(u.event.kv.value);
         else if (u.event.type === 'delete' && u.event.key === CONFIG_KEY) this.onConfig(undefined);
@@ -262,19 +278,22 @@ export class Agent implements HealthState {
     this.config = parsed.config;
     this.configText = rendered;
     this.backend = bindBackend(parsed.config.backend);
+    this.wakeOnConfig?.();
     log.info({ config: JSON.parse(rendered) as unknown }, first ? 'cluster config' : 'cluster config changed');
     if (!first) this.scheduleReconcile('config changed');
   }
 
-  private onStoreRetry(message: string): void {
+  /** Logs the first failure of an outage and then every tenth retry (a retry every 2 s at most). */
+  private onStoreRetry(message: string, attempt: number): void {
     this.p.metrics.datastoreUp.set(0);
-    this.p.log.warn({ err: message }, 'datastore unavailable; keeping the dataplane, retrying');
+    if (attempt === 1 || attempt % 10 === 0) this.p.log.warn({ err: message, attempt }, 'datastore unavailable; keeping the dataplane, retrying');
   }
 
   private async followLeases(signal: AbortSignal): Promise<void> {
     try {
       for await (const u of listWatch(this.p.store, SUBNETS_PREFIX, signal, {
-        onRetry: (r) => this.onStoreRetry(r.error.message),
+        maxBackoffMs: STORE_MAX_BACKOFF_MS,
+        onRetry: (r) => this.onStoreRetry(r.error.message, r.attempt),
         onResync: (r) => this.p.log.info(r, 'lease watch re-listed after compaction'),
       })) {
         this.p.metrics.datastoreUp.set(1);
@@ -284,7 +303,9 @@ export class Agent implements HealthState {
           this.synced = true;
         } else if (u.event.type === 'put') this.leases.set(u.event.kv.key, u.event.kv);
         else this.leases.delete(u.event.key);
-        this.scheduleReconcile(u.kind === 'snapshot' ? 'initial sync' : 'lease change');
+        // A snapshot holds everything: no need to wait for more events to coalesce.
+        if (u.kind === 'snapshot') this.scheduleReconcile('initial sync', 0);
+        else this.scheduleReconcile('lease change');
       }
     } catch (e) {
       this.p.log.error({ err: (e as Error).message }, 'lease watch ended');
@@ -333,11 +354,26 @@ export class Agent implements HealthState {
     }, delayMs);
   }
 
+  /** The valid leases of the current snapshot (what parseLeases(...).leases gives), validating only new or changed records. */
+  private validLeases(): Lease[] {
+    const leases: Lease[] = [];
+    for (const [key, kv] of this.leases) {
+      let hit = this.parsedLeases.get(key);
+      if (!hit || hit.kv.modRevision !== kv.modRevision || hit.kv.value !== kv.value) {
+        hit = { kv, parsed: parseLease(kv) };
+        this.parsedLeases.set(key, hit);
+      }
+      if (hit.parsed.ok) leases.push(hit.parsed.lease);
+    }
+    for (const key of this.parsedLeases.keys()) if (!this.leases.has(key)) this.parsedLeases.delete(key);
+    return leases;
+  }
+
   /** One full pass: desired state from the lease snapshot, applied against a fresh kernel read. */
   private async reconcile(reason: string): Promise<void> {
     if (!this.synced || !this.local || !this.backend || !this.config) return;
     const { log, metrics } = this.p;
-    const leases = parseLeases([...this.leases.values()]).leases;
+    const leases = this.validLeases();
     const peers = peersFromLeases(leases, this.local.name, this.now());
     const diff = diffPeers(this.peers, peers);
     for (const line of describePeerDiff(diff)) log.info(`peer ${line}`);
