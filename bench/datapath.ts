@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { labDown, labUp, type LabPaths, type LabState } from '../src/cli/lab/lab.js';
 import type { LabBackend } from '../src/cli/lab/topology.js';
+import { runBench } from './run-bench.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SELF), '../..');
@@ -415,20 +416,5 @@ if (values['rr-server'] !== undefined) {
     json: values.json ?? false,
   };
   if (![o.reps, o.seconds, o.rrCount, o.pingCount].every((x) => Number.isInteger(x) && x > 0)) fail('--reps, --seconds, --rr-count, --ping-count: positive integers');
-  const onSignal = (sig: NodeJS.Signals): void => {
-    cleanup();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
-  process.on('exit', cleanup);
-  try {
-    await main(o);
-  } catch (e) {
-    process.stderr.write(`datapath: ${(e as Error).stack ?? String(e)}\n`);
-    process.exitCode = 1;
-  } finally {
-    cleanup();
-  }
+  await runBench('datapath', () => main(o), cleanup);
 }

@@ -39,6 +39,7 @@ import type { LabNode } from '../src/cli/lab/topology.js';
 import { EtcdDatastore } from '../src/datastore/etcd/etcd-store.js';
 import { leaseKey, renderLeaseValue } from '../src/model/lease.js';
 import { formatCidr, formatIPv4, parseCidr, parseIPv4, type Cidr } from '../src/net/ipv4.js';
+import { runBench } from './run-bench.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SELF), '../..');
@@ -475,20 +476,5 @@ if (values.writer !== undefined) {
   };
   if (![o.peers, o.changes, o.starts, o.resync].every((x) => Number.isInteger(x) && x > 0)) fail('--peers, --changes, --starts, --resync: positive integers');
   if (o.peers + o.changes > 4000) fail('--peers + --changes: at most 4000 (subnets of 10.192.0.0/12)');
-  const onSignal = (sig: NodeJS.Signals): void => {
-    cleanup();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
-  process.on('exit', cleanup);
-  try {
-    await main(o);
-  } catch (e) {
-    process.stderr.write(`scale: ${(e as Error).stack ?? String(e)}\n`);
-    process.exitCode = 1;
-  } finally {
-    cleanup();
-  }
+  await runBench('scale', () => main(o), cleanup);
 }

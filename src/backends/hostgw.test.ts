@@ -1,26 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseCidr, parseIPv4, type Cidr } from '../net/ipv4.js';
 import { hostGwBackend } from './hostgw.js';
 import { bindBackend } from './registry.js';
-import type { LocalNode, Peer } from './types.js';
+import type { Peer } from './types.js';
+import { cidr, ip, local } from './test-fixtures.js';
 
-const ip = (s: string): number => parseIPv4(s) as number;
-const cidr = (s: string): Cidr => {
-  const c = parseCidr(s, true);
-  assert.ok(c, s);
-  return { network: c.network, prefix: c.prefix };
-};
-
-const local: LocalNode = {
-  name: 'node1',
-  publicIP: ip('192.0.2.11'),
-  subnet: cidr('10.244.1.0/24'),
-  underlayMtu: 1500,
-  underlayIface: 'eth0',
-  underlayCidr: cidr('192.0.2.0/24'),
-  vtepMac: '0e:54:c0:00:02:0b',
-};
 
 const peer = (n: number, publicIP: string, backendType = 'host-gw'): Peer => ({
   name: `node${n}`,

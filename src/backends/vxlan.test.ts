@@ -1,26 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { VxlanBackendConfig } from '../model/cluster-config.js';
-import { parseCidr, parseIPv4, type Cidr } from '../net/ipv4.js';
-import type { LocalNode, Peer } from './types.js';
+import type { Peer } from './types.js';
 import { vtepMacFor, vxlanBackend } from './vxlan.js';
+import { cidr, ip, local } from './test-fixtures.js';
 
-const ip = (s: string): number => parseIPv4(s) as number;
-const cidr = (s: string): Cidr => {
-  const c = parseCidr(s, true);
-  assert.ok(c, s);
-  return { network: c.network, prefix: c.prefix };
-};
-
-const local: LocalNode = {
-  name: 'node1',
-  publicIP: ip('192.0.2.11'),
-  subnet: cidr('10.244.1.0/24'),
-  underlayMtu: 1500,
-  underlayIface: 'eth0',
-  underlayCidr: cidr('192.0.2.0/24'),
-  vtepMac: vtepMacFor(ip('192.0.2.11')),
-};
 
 const config: VxlanBackendConfig = { type: 'vxlan', vni: 1, port: 8472, directRouting: false };
 

@@ -2,30 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { bindBackend } from '../backends/registry.js';
-import type { DesiredState, LocalNode, Peer } from '../backends/types.js';
+import type { DesiredState, Peer } from '../backends/types.js';
 import { vtepMacFor } from '../backends/vxlan.js';
 import type { BackendConfig } from '../model/cluster-config.js';
-import { parseCidr, parseIPv4, type Cidr } from '../net/ipv4.js';
 import { computeDiff } from './diff.js';
 import { FakeKernel, type FakeState } from './fake-kernel.js';
 import { batches } from './reconciler.js';
+import { cidr, ip, local } from '../backends/test-fixtures.js';
 
-const ip = (s: string): number => parseIPv4(s) as number;
-const cidr = (s: string): Cidr => {
-  const c = parseCidr(s, true);
-  assert.ok(c, s);
-  return { network: c.network, prefix: c.prefix };
-};
-
-const local: LocalNode = {
-  name: 'node1',
-  publicIP: ip('192.0.2.11'),
-  subnet: cidr('10.244.1.0/24'),
-  underlayMtu: 1500,
-  underlayIface: 'eth0',
-  underlayCidr: cidr('192.0.2.0/24'),
-  vtepMac: vtepMacFor(ip('192.0.2.11')),
-};
 const VXLAN: BackendConfig = { type: 'vxlan', vni: 1, port: 8472, directRouting: false };
 const VXLAN_DR: BackendConfig = { ...VXLAN, directRouting: true };
 const HOST_GW: BackendConfig = { type: 'host-gw' };
