@@ -7,6 +7,7 @@ import { CONFIG_KEY, SUBNETS_PREFIX } from '../common/constants.js';
 import { EtcdDatastore } from '../datastore/etcd/etcd-store.js';
 import type { Datastore } from '../datastore/types.js';
 import { isDatastoreError } from '../datastore/types.js';
+import { hostVethName, isOurVeth, parseVethAlias } from '../cni/naming.js';
 import { FsIpamStore } from '../ipam/fs-store.js';
 import { parseClusterConfig, renderClusterConfig } from '../model/cluster-config.js';
 import { isExpired, parseLeases } from '../model/lease.js';
@@ -126,4 +127,37 @@ export function ipamShow(dataDir: string, network: string): Array<{ ip: string; 
     .list()
     .sort((a, b) => a.ip - b.ip)
     .map((r) => ({ ip: formatIPv4(r.ip), containerId: r.containerId, ifName: r.ifName }));
+}
+
+export interface IpamProblem {
+  kind: 'reservation-without-veth' | 'veth-without-reservation';
+  ip?: string;
+  containerId: string;
+  ifName: string;
+  veth: string;
+}
+
+/**
+ * `twill ipam check`: reservations of `network` whose host-side veth is gone (a leak GC will take),
+ * and Twill veths of `network` that hold no reservation. Reads the namespace it runs in.
+ */
+export function ipamCheck(dataDir: string, network: string): IpamProblem[] {
+  const store = FsIpamStore.openExisting(dataDir, network);
+  const reservations = store ? store.list() : [];
+  const r = spawnSync('ip', ['-json', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' });
+  const links = r.status === 0 ? (JSON.parse(r.stdout || '[]') as Array<{ ifname?: string; ifalias?: string }>) : [];
+  const ours = new Map<string, { containerId: string; ifName: string }>();
+  for (const l of links) {
+    const owner = l.ifname && isOurVeth(l.ifname) && l.ifalias ? parseVethAlias(l.ifalias) : undefined;
+    if (owner && owner.network === network && l.ifname) ours.set(l.ifname, owner.attachment);
+  }
+  const problems: IpamProblem[] = [];
+  const held = new Set<string>();
+  for (const res of reservations) {
+    const veth = hostVethName(res);
+    held.add(veth);
+    if (!ours.has(veth)) problems.push({ kind: 'reservation-without-veth', ip: formatIPv4(res.ip), containerId: res.containerId, ifName: res.ifName, veth });
+  }
+  for (const [veth, a] of ours) if (!held.has(veth)) problems.push({ kind: 'veth-without-reservation', containerId: a.containerId, ifName: a.ifName, veth });
+  return problems;
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { DEFAULT_IPAM_DIR } from '../common/constants.js';
-import { clusterStatus, configGet, configSet, ipamShow, listNodes, renderNodes, renderTable, withStore } from './cluster.js';
+import { clusterStatus, configGet, configSet, ipamCheck, ipamShow, listNodes, renderNodes, renderTable, withStore, type IpamProblem } from './cluster.js';
 import { runDemo } from './demo.js';
 import { planProbes, renderMatrix, runProbes } from './lab/connectivity.js';
 import { labDown, labStatus, labUp, nodePaths, readState } from './lab/lab.js';
@@ -153,6 +153,29 @@ program
     chmodSync(path.join(o.dir, 'twill.tmp'), 0o755);
     renameSync(path.join(o.dir, 'twill.tmp'), path.join(o.dir, 'twill'));
     console.log(`installed ${path.join(o.dir, 'twill')} and ${path.join(o.dir, 'twill-cni.js')}`);
+  });
+
+ipam
+  .command('check')
+  .description('reservations without a pod veth (leaks) and pod veths without a reservation, on this node')
+  .option('--data-dir <dir>', 'the plugin\'s ipam.dataDir', DEFAULT_IPAM_DIR)
+  .option('--network <name>', 'CNI network name', 'twill')
+  .option('--lab <name>', 'every node of a running lab')
+  .option('-o, --output <format>', 'text or json', 'text')
+  .action((o: { dataDir: string; network: string; lab?: string; output: string }) => {
+    let problems: Array<IpamProblem & { node: string }> = [];
+    if (o.lab) {
+      const state = readState(o.lab);
+      if (!state) return program.error(`lab ${o.lab} is not running`);
+      for (const n of state.plan.nodes) {
+        const r = spawnSync('nsenter', [`--net=/run/netns/${n.netns}`, process.execPath, fileURLToPath(import.meta.url), 'ipam', 'check', '--data-dir', nodePaths(o.lab, n).ipamDir, '--network', o.network, '-o', 'json'], { encoding: 'utf8' });
+        problems = problems.concat((JSON.parse(r.stdout || '[]') as IpamProblem[]).map((p) => ({ ...p, node: n.name })));
+      }
+    } else problems = ipamCheck(o.dataDir, o.network).map((p) => ({ ...p, node: '-' }));
+    if (o.output === 'json') console.log(JSON.stringify(problems.map(({ node, ...p }) => (o.lab ? { node, ...p } : p)), null, 2));
+    else if (problems.length === 0) console.log('ipam check: every reservation has its pod and every pod its reservation');
+    else for (const l of renderTable(['NODE', 'PROBLEM', 'IP', 'CONTAINER', 'IFNAME', 'VETH'], problems.map((p) => [p.node, p.kind, p.ip ?? '-', p.containerId, p.ifName, p.veth]))) console.log(l);
+    process.exitCode = problems.length === 0 ? 0 : 1;
   });
 
 const labPaths = { root, agentMain: path.join(root, 'dist/src/agent/main.js'), cniPlugin: path.join(root, 'bin/twill-cni') };
