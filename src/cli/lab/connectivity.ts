@@ -53,8 +53,9 @@ export function runProbes(probes: Probe[]): ProbeResult[] {
 
 /** Renders the matrix: rows = source pods, columns = targets; cell "ok", "icmp", "tcp" or "FAIL". */
 export function renderMatrix(results: ProbeResult[]): string[] {
-  const cols = [...new Set(results.map((r) => r.to))];
-  const rows = [...new Set(results.map((r) => r.from))];
+  const byName = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+  const cols = [...new Set(results.map((r) => r.to))].sort(byName);
+  const rows = [...new Set(results.map((r) => r.from))].sort(byName);
   const width = Math.max(...cols.map((c) => c.length), 6) + 1;
   const lines = [`${''.padEnd(14)}${cols.map((c) => c.padEnd(width)).join('')}`];
   for (const row of rows) {
