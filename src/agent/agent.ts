@@ -12,6 +12,7 @@ import { bindBackend } from '../backends/registry.js';
 import type { LocalNode, Peer as BackendPeer } from '../backends/types.js';
 import { vtepMacFor } from '../backends/vxlan.js';
 import { CONFIG_KEY, SUBNETS_PREFIX } from '../common/constants.js';
+import type { AsyncCommandRunner } from '../dataplane/async-command.js';
 import type { CommandRunner } from '../dataplane/command.js';
 import { IP_FORWARD } from '../dataplane/host-facts.js';
 import type { ApplyReport } from '../dataplane/reconciler.js';
@@ -36,6 +37,7 @@ export interface AgentParts {
   store: Datastore;
   kernel: KernelPort;
   runner: CommandRunner;
+  asyncRunner: AsyncCommandRunner;
   log: Logger;
   metrics: AgentMetrics;
   ensureSysctl: (path: string, value: string) => boolean;
@@ -386,7 +388,7 @@ export class Agent implements HealthState {
     const t0 = process.hrtime.bigint();
     const report = await this.reconciler.apply(desired);
     this.p.ensureSysctl(IP_FORWARD, '1');
-    const nft = ensureAgentTable(this.p.runner, { clusterNetwork: this.config.network, nodeSubnet: this.local.subnet, ipMasq: true });
+    const nft = await ensureAgentTable(this.p.asyncRunner, { clusterNetwork: this.config.network, nodeSubnet: this.local.subnet, ipMasq: true });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     metrics.reconcileDuration.observe(seconds);
     metrics.reconcileChanges.inc(report.changes + (nft.changed ? 1 : 0));

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
+import { spawnAsyncRunner } from '../dataplane/async-command.js';
 import { spawnRunner } from '../dataplane/command.js';
 import { ensureSysctl } from '../dataplane/host-facts.js';
 import { systemKernel } from '../dataplane/system-kernel.js';
@@ -29,7 +30,7 @@ if (options.etcdCa) {
 }
 const store = new EtcdDatastore({ endpoints: options.etcdEndpoints, ...(tls ? { tls } : {}) });
 const metrics = new AgentMetrics();
-const agent = new Agent({ options, store, kernel: systemKernel(), runner: spawnRunner, log, metrics, ensureSysctl });
+const agent = new Agent({ options, store, kernel: systemKernel(), runner: spawnRunner, asyncRunner: spawnAsyncRunner, log, metrics, ensureSysctl });
 
 const stop = new AbortController();
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {

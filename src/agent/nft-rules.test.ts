@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { AsyncCommandRunner } from '../dataplane/async-command.js';
+import { parseCidr } from '../net/ipv4.js';
+import { agentRules, renderAgentTable } from './nft-rules.js';
+import { ensureAgentTable } from './nft-table.js';
+
+const net = parseCidr('10.244.0.0/16', true) as { network: number; prefix: number };
+const sub = parseCidr('10.244.7.0/24', true) as { network: number; prefix: number };
+const input = { clusterNetwork: net, nodeSubnet: sub, ipMasq: true };
+
+describe('agent nftables table', () => {
+  it('renders flannel\'s four masquerade rules and forward accepts, replaced in one transaction', () => {
+    assert.deepEqual(agentRules(input), {
+      forward: ['ip saddr 10.244.0.0/16 accept', 'ip daddr 10.244.0.0/16 accept'],
+      postrouting: [
+        'ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 return',
+        'ip saddr 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random',
+        'ip saddr != 10.244.0.0/16 ip daddr 10.244.7.0/24 return',
+        'ip saddr != 10.244.0.0/16 ip daddr 10.244.0.0/16 masquerade fully-random',
+      ],
+    });
+    const t = renderAgentTable(input);
+    const lines = t.text.split('\n');
+    assert.equal(lines[0], 'table inet twill {}', 'create if missing so the delete never fails');
+    assert.equal(lines[1], 'delete table inet twill');
+    assert.match(t.text, /comment "twill:[0-9a-f]{8}"/);
+    assert.equal(t.ruleCount, 6);
+    assert.equal(agentRules({ ...input, ipMasq: false }).postrouting.length, 0);
+    assert.notEqual(renderAgentTable({ ...input, nodeSubnet: net }).comment, t.comment, 'the fingerprint follows the content');
+  });
+
+  it('ensureAgentTable writes only when the table is missing, different or edited by hand', async () => {
+    const want = renderAgentTable(input);
+    let listing: string | undefined;
+    const writes: string[] = [];
+    const runner: AsyncCommandRunner = {
+      run: async (argv, stdin) => {
+        if (argv.includes('list')) return listing === undefined ? { status: 1, stdout: '', stderr: 'No such file or directory' } : { status: 0, stdout: listing, stderr: '' };
+        writes.push(stdin ?? '');
+        return { status: 0, stdout: '', stderr: '' };
+      },
+    };
+    assert.deepEqual(await ensureAgentTable(runner, input), { changed: true });
+    const rules = [...agentRules(input).forward, ...agentRules(input).postrouting].map((r) => `\t\t${r}`).join('\n');
+    listing = `table inet twill {\n\tcomment "${want.comment}"\n${rules}\n}\n`;
+    assert.deepEqual(await ensureAgentTable(runner, input), { changed: false }, 'in sync: no write');
+    listing = listing.replace(/\t\tip saddr != 10\.244\.0\.0\/16 ip daddr 10\.244\.0\.0\/16 masquerade fully-random\n/, '');
+    assert.deepEqual(await ensureAgentTable(runner, input), { changed: true }, 'a rule deleted by hand is put back');
+    assert.equal(writes.length, 2);
+    const failing: AsyncCommandRunner = { run: async (argv) => (argv.includes('list') ? { status: 1, stdout: '', stderr: '' } : { status: 1, stdout: '', stderr: 'Operation not permitted' }) };
+    assert.deepEqual(await ensureAgentTable(failing, input), { changed: false, error: 'nft: Operation not permitted' });
+  });
+});
