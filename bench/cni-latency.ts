@@ -22,57 +22,12 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CNI_BIN, ROOT, Scope } from '../test/integration/harness.js';
+import { printTable, report } from './cni-latency-report.js';
+import type { InnerParams, Samples, Side } from './cni-latency-types.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const PATH_ENV = '/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_CA = '/etc/ssl/certs/ca-certificates.crt';
-
-/** One plugin configuration exercised in the benchmark. */
-interface Side {
-  key: string;
-  label: string;
-  plugin: string;
-  /** Extra environment the runtime passes (NODE_EXTRA_CA_CERTS or not). */
-  extraEnv: Record<string, string>;
-  config: Record<string, unknown>;
-  /** Pod namespaces: warm-up ones first, then one per iteration. */
-  pods: string[];
-  reference: boolean;
-}
-
-interface InnerParams {
-  iterations: number;
-  warmup: number;
-  cniPath: string;
-  sides: Side[];
-  /** Namespace used by the `nsenter ... ip -batch -` probe. */
-  probeNetns: string;
-  plugin: string;
-  nec: string;
-  resultFile: string;
-}
-
-interface Samples {
-  add: Record<string, number[]>;
-  del: Record<string, number[]>;
-  /** CPU ms of each call (same order as add/del). */
-  addCpu: Record<string, number[]>;
-  delCpu: Record<string, number[]>;
-  probes: Record<string, number[]>;
-  probesCpu: Record<string, number[]>;
-  loadBefore: number[];
-  loadAfter: number[];
-}
-
-interface Stat {
-  n: number;
-  median: number;
-  p95: number;
-  min: number;
-  mean: number;
-  /** Median absolute deviation, as a share of the median: a robust noise figure. */
-  madPct: number;
-}
 
 function fail(msg: string): never {
   process.stderr.write(`cni-latency: ${msg}\n`);
@@ -82,37 +37,6 @@ function fail(msg: string): never {
 // ---------------------------------------------------------------------------------------------
 // statistics
 
-function quantile(sorted: readonly number[], q: number): number {
-  // nearest-rank
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i] ?? NaN;
-}
-
-function stat(xs: readonly number[]): Stat {
-  const s = [...xs].sort((a, b) => a - b);
-  const median = quantile(s, 0.5);
-  const dev = s.map((x) => Math.abs(x - median)).sort((a, b) => a - b);
-  return {
-    n: s.length,
-    median,
-    p95: quantile(s, 0.95),
-    min: s[0] ?? NaN,
-    mean: mean(s),
-    madPct: (100 * quantile(dev, 0.5)) / median,
-  };
-}
-
-function mean(xs: readonly number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-}
-
-/** Median of per-iteration ratios a[i]/b[i]: pairs calls that ran back to back. */
-function pairedRatio(a: readonly number[], b: readonly number[]): number {
-  const r = a.map((x, i) => x / (b[i] ?? NaN)).filter((x) => Number.isFinite(x));
-  return quantile(r.sort((x, y) => x - y), 0.5);
-}
-
-// ---------------------------------------------------------------------------------------------
 // inner process: runs inside the host netns, spawns the plugins, writes raw samples
 
 /**
@@ -309,154 +233,6 @@ function sides(opts: { plugin: string; candidates?: string[]; refDir: string; ne
     reference: true,
   });
   return out;
-}
-
-const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
-const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
-
-function pad(cells: string[], widths: number[]): string {
-  return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ');
-}
-
-interface Report {
-  iterations: number;
-  warmup: number;
-  node: string;
-  loadavg: { before: number[]; after: number[] };
-  rows: Array<{
-    op: string;
-    side: string;
-    twill: Stat;
-    reference: Stat;
-    ratioMedian: number;
-    ratioP95: number;
-    ratioPairedMedian: number;
-    /** For sides other than the shipped plugin: median of per-iteration ratios side/twill. */
-    vsTwillPairedMedian?: number;
-    /** Mean CPU ms (user + system) of the call's whole process tree. */
-    twillCpuMean: number;
-    referenceCpuMean: number;
-  }>;
-  probes: Record<string, Stat>;
-  probesCpuMean: Record<string, number>;
-  breakdown: Record<string, number>;
-  unit: 'ms';
-}
-
-function report(p: InnerParams, s: Samples): Report {
-  const ref = p.sides.find((x) => x.reference) as Side;
-  const rows: Report['rows'] = [];
-  for (const op of ['ADD', 'DEL'] as const) {
-    const bucket = op === 'ADD' ? s.add : s.del;
-    const cpu = op === 'ADD' ? s.addCpu : s.delCpu;
-    const r = bucket[ref.key] ?? [];
-    const rs = stat(r);
-    for (const side of p.sides.filter((x) => !x.reference)) {
-      const t = bucket[side.key] ?? [];
-      const ts = stat(t);
-      rows.push({
-        op,
-        side: side.label,
-        twill: ts,
-        reference: rs,
-        ratioMedian: ts.median / rs.median,
-        ratioP95: ts.p95 / rs.p95,
-        ratioPairedMedian: pairedRatio(t, r),
-        ...(side.key === 'twill' ? {} : { vsTwillPairedMedian: pairedRatio(t, bucket.twill ?? []) }),
-        twillCpuMean: mean(cpu[side.key] ?? []),
-        referenceCpuMean: mean(cpu[ref.key] ?? []),
-      });
-    }
-  }
-  const probesOut: Record<string, Stat> = {};
-  for (const [k, v] of Object.entries(s.probes)) probesOut[k] = stat(v);
-  const probesCpuMean: Record<string, number> = {};
-  for (const [k, v] of Object.entries(s.probesCpu)) probesCpuMean[k] = mean(v);
-  const med = (k: string): number => probesOut[k]?.median ?? NaN;
-  const addMed = stat(s.add.twill ?? []).median;
-  const delMed = stat(s.del.twill ?? []).median;
-  const nodeStart = med('node -e 0');
-  const bundleLoad = med('plugin VERSION') - nodeStart;
-  const ipHost = med('ip -batch -');
-  const ipPod = med('nsenter ip -batch -');
-  return {
-    iterations: p.iterations,
-    warmup: p.warmup,
-    node: process.version,
-    loadavg: { before: s.loadBefore, after: s.loadAfter },
-    rows,
-    probes: probesOut,
-    probesCpuMean,
-    breakdown: {
-      add: addMed,
-      del: delMed,
-      nodeStart,
-      bundleLoad,
-      ipSpawnsAdd: ipHost + ipPod,
-      restAdd: addMed - nodeStart - bundleLoad - ipHost - ipPod,
-      ipSpawnsDel: ipHost,
-      restDel: delMed - nodeStart - bundleLoad - ipHost,
-      caCertsCost: med('node -e 0 (NODE_EXTRA_CA_CERTS set)') - nodeStart,
-    },
-    unit: 'ms',
-  };
-}
-
-function printTable(r: Report): void {
-  const first = Math.max(24, ...r.rows.map((x) => x.op.length + 1 + x.side.length));
-  const w = [first, 12, 9, 10, 7, 12, 9, 12, 9, 7];
-  const out: string[] = [];
-  out.push(`twill-cni vs reference bridge+host-local: ${r.iterations} iterations (+${r.warmup} warm-up discarded), times in ms, node ${r.node}`);
-  out.push(`load average before ${r.loadavg.before.map(f2).join(' ')}, after ${r.loadavg.after.map(f2).join(' ')}`);
-  out.push(pad(['op', 'twill median', 'twill p95', 'ref median', 'ref p95', 'ratio median', 'ratio p95', 'paired ratio', 'twill min', 'ref min'], w));
-  out.push(w.map((n) => '-'.repeat(n)).join('-+-'));
-  for (const row of r.rows) {
-    out.push(
-      pad(
-        [
-          `${row.op} ${row.side}`,
-          f1(row.twill.median),
-          f1(row.twill.p95),
-          f1(row.reference.median),
-          f1(row.reference.p95),
-          `${f2(row.ratioMedian)}x`,
-          `${f2(row.ratioP95)}x`,
-          `${f2(row.ratioPairedMedian)}x`,
-          f1(row.twill.min),
-          f1(row.reference.min),
-        ],
-        w,
-      ),
-    );
-  }
-  const others = r.rows.filter((x) => x.vsTwillPairedMedian !== undefined);
-  if (others.length > 0) {
-    out.push('');
-    out.push('against the shipped plugin with NODE_EXTRA_CA_CERTS set (median of per-iteration ratios, median difference):');
-    for (const x of others) {
-      const base = r.rows.find((y) => y.op === x.op && y.vsTwillPairedMedian === undefined);
-      out.push(`  ${x.op} ${x.side}: ${f2(x.vsTwillPairedMedian ?? NaN)}x, ${f1(x.twill.median - (base?.twill.median ?? NaN))} ms`);
-    }
-  }
-  out.push('');
-  out.push('noise (median absolute deviation / median): ' + r.rows.map((x) => `${x.op} ${x.side.split(' ')[0]}${x.side.includes('unset') ? '-noCA' : ''} ${f1(x.twill.madPct)}%`).join(', ') +
-    `, ADD reference ${f1(r.rows.find((x) => x.op === 'ADD')?.reference.madPct ?? NaN)}%, DEL reference ${f1(r.rows.find((x) => x.op === 'DEL')?.reference.madPct ?? NaN)}%`);
-  out.push('');
-  out.push('CPU per call (user + system of the whole process tree, mean, ms; 10 ms ticks averaged; less sensitive to load than wall time):');
-  for (const x of r.rows) {
-    out.push(`  ${`${x.op} ${x.side}`.padEnd(first)}  twill ${f1(x.twillCpuMean).padStart(6)}  reference ${f1(x.referenceCpuMean).padStart(6)}  ratio ${f2(x.twillCpuMean / x.referenceCpuMean)}x`);
-  }
-  out.push('');
-  out.push('probes (same run, interleaved with the ADDs):');
-  for (const [k, v] of Object.entries(r.probes)) {
-    out.push(`  ${k.padEnd(58)} median ${f1(v.median).padStart(6)}  p95 ${f1(v.p95).padStart(6)}  min ${f1(v.min).padStart(6)}  cpu ${f1(r.probesCpuMean[k] ?? NaN).padStart(6)}`);
-  }
-  const b = r.breakdown;
-  out.push('');
-  out.push(`ADD = node start ${f1(b.nodeStart ?? NaN)} + bundle load ${f1(b.bundleLoad ?? NaN)} + 2 ip spawns ${f1(b.ipSpawnsAdd ?? NaN)} + rest ${f1(b.restAdd ?? NaN)}  (median ${f1(b.add ?? NaN)} ms)`);
-  out.push(`DEL = node start ${f1(b.nodeStart ?? NaN)} + bundle load ${f1(b.bundleLoad ?? NaN)} + 1 ip spawn ${f1(b.ipSpawnsDel ?? NaN)} + rest ${f1(b.restDel ?? NaN)}  (median ${f1(b.del ?? NaN)} ms)`);
-  out.push(`NODE_EXTRA_CA_CERTS costs ${f1(b.caCertsCost ?? NaN)} ms per Node start when a Node honours it (the plugin's shebang drops it)`);
-  process.stdout.write(`${out.join('\n')}\n`);
 }
 
 async function runOuter(opts: { iterations: number; warmup: number; json: boolean; plugin: string; candidates?: string[]; refDir: string }): Promise<void> {

@@ -32,6 +32,7 @@ import { parseArgs } from 'node:util';
 import { labDown, labUp, type LabPaths, type LabState } from '../src/cli/lab/lab.js';
 import type { LabBackend } from '../src/cli/lab/topology.js';
 import { runBench } from './run-bench.js';
+import { median } from './stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SELF), '../..');
@@ -74,12 +75,6 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 function run(argv: readonly string[]): { status: number; stdout: string; stderr: string } {
   const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8' });

@@ -40,6 +40,7 @@ import { EtcdDatastore } from '../src/datastore/etcd/etcd-store.js';
 import { leaseKey, renderLeaseValue } from '../src/model/lease.js';
 import { formatCidr, formatIPv4, parseCidr, parseIPv4, type Cidr } from '../src/net/ipv4.js';
 import { runBench } from './run-bench.js';
+import { median, percentile } from './stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SELF), '../..');
@@ -55,17 +56,6 @@ function fail(msg: string): never {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
-function pct(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN;
-}
 
 function run(argv: readonly string[]): { status: number; stdout: string; stderr: string } {
   const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
@@ -401,7 +391,7 @@ async function main(o: Options): Promise<void> {
       await sleep(300 + Math.floor(Math.random() * 400));
     }
   }
-  log(`lease change -> route: add median ${median(add.map((a) => a.fromAck)).toFixed(0)} ms (p90 ${pct(add.map((a) => a.fromAck), 0.9).toFixed(0)}), delete median ${median(del.map((a) => a.fromAck)).toFixed(0)} ms; from request sent: ${median(add.map((a) => a.fromSend)).toFixed(0)} / ${median(del.map((a) => a.fromSend)).toFixed(0)} ms`);
+  log(`lease change -> route: add median ${median(add.map((a) => a.fromAck)).toFixed(0)} ms (p90 ${percentile(add.map((a) => a.fromAck), 0.9).toFixed(0)}), delete median ${median(del.map((a) => a.fromAck)).toFixed(0)} ms; from request sent: ${median(add.map((a) => a.fromSend)).toFixed(0)} / ${median(del.map((a) => a.fromSend)).toFixed(0)} ms`);
   const rssEnd = rssMb(pid);
   const rssPeak = rssMb(pid, 'VmHWM');
   const loadAfter = loadavg();
@@ -414,7 +404,7 @@ async function main(o: Options): Promise<void> {
     warmStart: { medianMs: median(warm.map((c) => c.inSyncMs)), runs: warm },
     change: {
       addMedianMs: median(add.map((a) => a.fromAck)),
-      addP90Ms: pct(add.map((a) => a.fromAck), 0.9),
+      addP90Ms: percentile(add.map((a) => a.fromAck), 0.9),
       delMedianMs: median(del.map((a) => a.fromAck)),
       addFromSendMedianMs: median(add.map((a) => a.fromSend)),
       add,
