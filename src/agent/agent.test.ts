@@ -1,0 +1,133 @@
+/**
+ * Component test of the agent loop: memory datastore, fake kernel, fake programs. No namespaces:
+ * converges from the lease list, follows joins and leaves, keeps the dataplane on a bad config,
+ * and a restarted agent on the same kernel writes nothing.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { CONFIG_KEY } from '../common/constants.js';
+import type { AsyncCommandRunner } from '../dataplane/async-command.js';
+import type { CommandRunner } from '../dataplane/command.js';
+import { FakeKernel } from '../dataplane/fake-kernel.js';
+import { MemoryDatastore } from '../datastore/memory/memory-store.js';
+import { leaseKey, renderLeaseValue } from '../model/lease.js';
+import { parseCidr } from '../net/ipv4.js';
+import { Agent } from './agent.js';
+import { AgentMetrics } from './health.js';
+import type { AgentOptions } from './options.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'twill-agent-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** `ip -json -batch` for underlay detection: node1 is 192.0.2.11/24 on eth0 with the default route. */
+const runner: CommandRunner = {
+  run: () => ({
+    status: 0,
+    stderr: '',
+    stdout: `${JSON.stringify([{ dst: 'default', gateway: '192.0.2.1', dev: 'eth0' }])}\n${JSON.stringify([
+      { ifname: 'lo', mtu: 65536, addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
+      { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: '192.0.2.11', prefixlen: 24 }] },
+    ])}\n`,
+  }),
+};
+const nftWrites: string[] = [];
+const asyncRunner: AsyncCommandRunner = {
+  run: async (argv, input) => {
+    if (argv.includes('list')) return { status: 1, stdout: '', stderr: 'No such file or directory' };
+    nftWrites.push(input ?? '');
+    return { status: 0, stdout: '', stderr: '' };
+  },
+};
+
+function options(n: number): AgentOptions {
+  return {
+    nodeName: 'node1',
+    etcdEndpoints: ['http://127.0.0.1:2379'],
+    subnetFile: path.join(dir, `subnet-${n}.env`),
+    cniSocket: '',
+    healthListen: '127.0.0.1:0',
+    resyncIntervalSeconds: 1,
+    logLevel: 'error',
+  };
+}
+
+async function peer(store: MemoryDatastore, name: string, subnet: string, ip: string, mac: string): Promise<string> {
+  const c = parseCidr(subnet, true);
+  assert.ok(c);
+  const key = leaseKey(c);
+  const value = renderLeaseValue({ subnet: c, nodeName: name, publicIP: ip, backendType: 'vxlan', backendData: { vtepMac: mac, vni: '1' }, expiresAt: Date.now() + 3_600_000 });
+  await store.create(key, value);
+  return key;
+}
+
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+const routesTo = (k: FakeKernel): string[] => k.state.routes.map((r) => `${r.dst.network >>> 24}.${(r.dst.network >>> 16) & 255}.${(r.dst.network >>> 8) & 255}.0/${r.dst.prefix}`).sort();
+
+describe('Agent on a memory datastore and a fake kernel', () => {
+  it('converges, follows leaves and joins, ignores a bad config, and restarts without writing', async () => {
+    const store = new MemoryDatastore();
+    const kernel = new FakeKernel();
+    kernel.addForeignLink('eth0');
+    await store.create(CONFIG_KEY, JSON.stringify({ Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'vxlan' } }));
+    const node2 = await peer(store, 'node2', '10.244.2.0/24', '192.0.2.12', '0e:54:c0:00:02:0c');
+    await peer(store, 'node3', '10.244.3.0/24', '192.0.2.13', '0e:54:c0:00:02:0d');
+
+    const log = pino({ level: 'silent' });
+    const stop = new AbortController();
+    const agent = new Agent({ options: options(1), store, kernel, runner, asyncRunner, log, metrics: new AgentMetrics(), ensureSysctl: () => false });
+    const running = agent.run(stop.signal);
+
+    await until('the first reconcile', () => agent.ready().ok);
+    assert.deepEqual(routesTo(kernel), ['10.244.2.0/24', '10.244.3.0/24']);
+    assert.equal(kernel.state.fdb.length, 2);
+    assert.equal(kernel.state.links.find((l) => l.name === 'twill.1')?.mtu, 1450);
+    const env = readFileSync(options(1).subnetFile, 'utf8');
+    assert.match(env, /^TWILL_NETWORK=10\.244\.0\.0\/16$/m);
+    assert.match(env, /^TWILL_MTU=1450$/m);
+    const own = agent.status().subnet;
+    assert.ok(own && !['10.244.2.0/24', '10.244.3.0/24'].includes(own), `own subnet ${own} is free`);
+    assert.ok(nftWrites.length >= 1, 'the nftables table was written');
+
+    await store.delete(node2);
+    await until('node2 to leave', () => routesTo(kernel).join() === '10.244.3.0/24');
+    await peer(store, 'node4', '10.244.4.0/24', '192.0.2.14', '0e:54:c0:00:02:0e');
+    await until('node4 to join', () => routesTo(kernel).includes('10.244.4.0/24'));
+
+    const before = structuredClone(kernel.state);
+    const current = await store.get(CONFIG_KEY);
+    await store.update(CONFIG_KEY, '{"Network":"10.244.0.1/16"}', current?.modRevision ?? 0);
+    await until('the config error', () => (agent.status().configError ?? '').includes('host bits'));
+    await new Promise((r) => setTimeout(r, 1200)); // a resync period
+    assert.deepEqual(kernel.state, before, 'an invalid config leaves the dataplane as it is');
+
+    stop.abort();
+    await running;
+    assert.deepEqual(kernel.state, before, 'stopping leaves the dataplane in place');
+
+    // A new agent on the same node, store and kernel: same lease, nothing to write.
+    const fixed = await store.get(CONFIG_KEY);
+    await store.update(CONFIG_KEY, JSON.stringify({ Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'vxlan' } }), fixed?.modRevision ?? 0);
+    const writesBefore = kernel.batches.length;
+    const stop2 = new AbortController();
+    const agent2 = new Agent({ options: options(2), store, kernel, runner, asyncRunner, log, metrics: new AgentMetrics(), ensureSysctl: () => false });
+    const running2 = agent2.run(stop2.signal);
+    await until('the restarted agent to reconcile', () => agent2.ready().ok);
+    assert.equal(agent2.status().subnet, own, 'same node, same subnet');
+    assert.equal(agent2.status().lastReconcile?.changes, 0);
+    assert.equal(kernel.batches.length, writesBefore, 'the restarted agent wrote nothing to the kernel');
+    stop2.abort();
+    await running2;
+  });
+});
