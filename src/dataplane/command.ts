@@ -6,6 +6,9 @@
 import { spawnSync } from 'node:child_process';
 import { ErrorCode, TwillError } from '../common/errors.js';
 
+/** Upper bound for one `ip`/`nft`/`nsenter` run; they normally take a few milliseconds. */
+export const COMMAND_TIMEOUT_MS = 30_000;
+
 export interface CommandResult {
   status: number;
   stdout: string;
@@ -16,17 +19,25 @@ export interface CommandRunner {
   run(argv: readonly string[], input?: string): CommandResult;
 }
 
-export const spawnRunner: CommandRunner = {
-  run(argv, input) {
-    const [file, ...args] = argv;
-    if (file === undefined) throw new TwillError(ErrorCode.Internal, 'empty command');
-    const r = spawnSync(file, args, { input: input ?? '', encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-    if (r.error) {
-      throw new TwillError(ErrorCode.KernelFailure, `cannot run ${file}: ${r.error.message}`, { cause: r.error });
-    }
-    return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
-  },
-};
+/** Runs programs with spawnSync; each run is killed after `timeoutMs`. */
+export function createSpawnRunner(timeoutMs: number): CommandRunner {
+  return {
+    run(argv, input) {
+      const [file, ...args] = argv;
+      if (file === undefined) throw new TwillError(ErrorCode.Internal, 'empty command');
+      // A hung program must not hang the plugin, nor the agent that serves CNI calls in its own loop.
+      const r = spawnSync(file, args, { input: input ?? '', encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL' });
+      if (r.error) {
+        const timedOut = (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
+        const msg = timedOut ? `${file} did not finish within ${timeoutMs / 1000} s` : `cannot run ${file}: ${r.error.message}`;
+        throw new TwillError(ErrorCode.KernelFailure, msg, { cause: r.error });
+      }
+      return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+    },
+  };
+}
+
+export const spawnRunner: CommandRunner = createSpawnRunner(COMMAND_TIMEOUT_MS);
 
 /** argv prefix that runs `program` in the network namespace at `netns` (or here, when undefined). */
 export function inNetns(netns: string | undefined, program: readonly string[]): string[] {
