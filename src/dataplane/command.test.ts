@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ErrorCode, TwillError } from '../common/errors.js';
+import { createSpawnAsyncRunner } from './async-command.js';
 import { createSpawnRunner, inNetns, parseJsonLines } from './command.js';
 
 describe('spawn runner', () => {
@@ -26,5 +27,17 @@ describe('spawn runner', () => {
     assert.deepEqual(inNetns('/run/netns/x', ['ip', '-batch', '-']), ['nsenter', '--net=/run/netns/x', 'ip', '-batch', '-']);
     assert.deepEqual(inNetns(undefined, ['ip']), ['ip']);
     assert.deepEqual(parseJsonLines('[{"a":1}]\n[]\n\n{"b":2}\n'), [[{ a: 1 }], [], [{ b: 2 }]]);
+  });
+});
+
+describe('async spawn runner (the agent)', () => {
+  it('returns status and output, and kills a hung program after its timeout (status 124)', async () => {
+    const runner = createSpawnAsyncRunner(300);
+    assert.deepEqual(await runner.run(['sh', '-c', 'cat; exit 2'], 'x'), { status: 2, stdout: 'x', stderr: '' });
+    const t0 = Date.now();
+    const hung = await runner.run(['sleep', '5']);
+    assert.equal(hung.status, 124);
+    assert.match(hung.stderr, /did not finish within 0.3 s/);
+    assert.ok(Date.now() - t0 < 3000);
   });
 });
