@@ -34,6 +34,7 @@ export default tseslint.config(
       'src/dataplane/state.ts',
       'src/dataplane/fake-kernel.ts',
       'src/agent/nft-rules.ts',
+      'src/agent/lease-set.ts',
       'src/cli/lab/topology.ts',
       'src/backends/**/*.ts',
       'src/policy/**/*.ts',

@@ -19,10 +19,10 @@ import type { ApplyReport } from '../dataplane/reconciler.js';
 import { Reconciler } from '../dataplane/reconciler.js';
 import type { KernelPort } from '../dataplane/state.js';
 import { listWatch } from '../datastore/list-watch.js';
-import type { Datastore, KeyValue } from '../datastore/types.js';
+import type { Datastore } from '../datastore/types.js';
 import { isDatastoreError } from '../datastore/types.js';
 import { parseClusterConfig, renderClusterConfig, type ClusterConfig } from '../model/cluster-config.js';
-import { parseLease, type Lease, type LeaseParse } from '../model/lease.js';
+import type { Lease } from '../model/lease.js';
 import { LeaseManager, isLeaseError } from '../model/lease-manager.js';
 import { describePeerDiff, diffPeers, peersFromLeases, type Peer } from '../model/peers.js';
 import { formatCidr, formatIPv4, parseIPv4 } from '../net/ipv4.js';
@@ -30,6 +30,7 @@ import type { AgentMetrics, HealthState } from './health.js';
 import { detectUnderlay, type Underlay } from './local-node.js';
 import { ensureAgentTable } from './nft-table.js';
 import type { AgentOptions } from './options.js';
+import { LeaseSet } from './lease-set.js';
 import { writeSubnetFile } from './subnet-file.js';
 
 export interface AgentParts {
@@ -83,9 +84,7 @@ export class Agent implements HealthState {
   private local: LocalNode | undefined;
   private lease: Lease | undefined;
   private leaseManager: LeaseManager | undefined;
-  private readonly leases = new Map<string, KeyValue>();
-  /** Validation results by key, reused while a record's modRevision and value are unchanged (1000 zod parses cost ~15 ms a pass). */
-  private readonly parsedLeases = new Map<string, { kv: KeyValue; parsed: LeaseParse }>();
+  private readonly leases = new LeaseSet();
   /** Wakes run() as soon as the first valid config arrives (instead of its next poll). */
   private wakeOnConfig: (() => void) | undefined;
   private synced = false;
@@ -300,10 +299,9 @@ export class Agent implements HealthState {
       })) {
         this.p.metrics.datastoreUp.set(1);
         if (u.kind === 'snapshot') {
-          this.leases.clear();
-          for (const kv of u.items) this.leases.set(kv.key, kv);
+          this.leases.reset(u.items);
           this.synced = true;
-        } else if (u.event.type === 'put') this.leases.set(u.event.kv.key, u.event.kv);
+        } else if (u.event.type === 'put') this.leases.put(u.event.kv);
         else this.leases.delete(u.event.key);
         // A snapshot holds everything: no need to wait for more events to coalesce.
         if (u.kind === 'snapshot') this.scheduleReconcile('initial sync', 0);
@@ -356,26 +354,11 @@ export class Agent implements HealthState {
     }, delayMs);
   }
 
-  /** The valid leases of the current snapshot (what parseLeases(...).leases gives), validating only new or changed records. */
-  private validLeases(): Lease[] {
-    const leases: Lease[] = [];
-    for (const [key, kv] of this.leases) {
-      let hit = this.parsedLeases.get(key);
-      if (!hit || hit.kv.modRevision !== kv.modRevision || hit.kv.value !== kv.value) {
-        hit = { kv, parsed: parseLease(kv) };
-        this.parsedLeases.set(key, hit);
-      }
-      if (hit.parsed.ok) leases.push(hit.parsed.lease);
-    }
-    for (const key of this.parsedLeases.keys()) if (!this.leases.has(key)) this.parsedLeases.delete(key);
-    return leases;
-  }
-
   /** One full pass: desired state from the lease snapshot, applied against a fresh kernel read. */
   private async reconcile(reason: string): Promise<void> {
     if (!this.synced || !this.local || !this.backend || !this.config) return;
     const { log, metrics } = this.p;
-    const leases = this.validLeases();
+    const leases = this.leases.valid();
     const peers = peersFromLeases(leases, this.local.name, this.now());
     const diff = diffPeers(this.peers, peers);
     for (const line of describePeerDiff(diff)) log.info(`peer ${line}`);
