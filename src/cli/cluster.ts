@@ -2,12 +2,13 @@
  * Cluster commands of the CLI: `twill config get|set`, `twill nodes`, `twill status`,
  * `twill ipam show`. Each reads the datastore (or the node's IPAM records) and renders text or JSON.
  */
-import { spawnSync } from 'node:child_process';
 import { CONFIG_KEY, SUBNETS_PREFIX } from '../common/constants.js';
 import { EtcdDatastore } from '../datastore/etcd/etcd-store.js';
 import type { Datastore } from '../datastore/types.js';
 import { isDatastoreError } from '../datastore/types.js';
-import { hostVethName, isOurVeth, parseVethAlias } from '../cni/naming.js';
+import { listHostVeths } from '../cni/host-veths.js';
+import { hostVethName } from '../cni/naming.js';
+import { spawnRunner } from '../dataplane/command.js';
 import { FsIpamStore } from '../ipam/fs-store.js';
 import { parseClusterConfig, renderClusterConfig } from '../model/cluster-config.js';
 import { isExpired, parseLeases } from '../model/lease.js';
@@ -48,7 +49,7 @@ export async function configSet(store: Datastore, text: string): Promise<string[
 }
 
 function pingable(ip: string): boolean {
-  return spawnSync('ping', ['-c', '1', '-W', '1', ip], { stdio: 'ignore' }).status === 0;
+  return spawnRunner.run(['ping', '-c', '1', '-W', '1', ip]).status === 0;
 }
 
 export async function listNodes(store: Datastore, opts: { probe: boolean; now?: number }): Promise<{ rows: NodeRow[]; invalid: string[] }> {
@@ -144,13 +145,8 @@ export interface IpamProblem {
 export function ipamCheck(dataDir: string, network: string): IpamProblem[] {
   const store = FsIpamStore.openExisting(dataDir, network);
   const reservations = store ? store.list() : [];
-  const r = spawnSync('ip', ['-json', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' });
-  const links = r.status === 0 ? (JSON.parse(r.stdout || '[]') as Array<{ ifname?: string; ifalias?: string }>) : [];
   const ours = new Map<string, { containerId: string; ifName: string }>();
-  for (const l of links) {
-    const owner = l.ifname && isOurVeth(l.ifname) && l.ifalias ? parseVethAlias(l.ifalias) : undefined;
-    if (owner && owner.network === network && l.ifname) ours.set(l.ifname, owner.attachment);
-  }
+  for (const v of listHostVeths(spawnRunner)) if (v.owner?.network === network) ours.set(v.name, v.owner.attachment);
   const problems: IpamProblem[] = [];
   const held = new Set<string>();
   for (const res of reservations) {

@@ -2,10 +2,10 @@
  * `twill demo`: one node made of network namespaces, K pods wired by twill-cni exactly as a runtime
  * calls it, a ping matrix, then DEL and teardown (always, also on failure).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { spawnRunner, type CommandResult } from '../dataplane/command.js';
 
 export interface DemoOptions {
   pods: number;
@@ -14,10 +14,7 @@ export interface DemoOptions {
   out: (line: string) => void;
 }
 
-function run(argv: string[], input = ''): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(argv[0] as string, argv.slice(1), { input, encoding: 'utf8' });
-  return { status: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
+const run = (argv: readonly string[], input = ''): CommandResult => spawnRunner.run(argv, input);
 
 export function runDemo(o: DemoOptions): boolean {
   const prefix = `twdemo${process.pid.toString(36)}`;

@@ -120,15 +120,23 @@ storeOptions(program.command('status').description('datastore, cluster config an
     }
   });
 
+interface IpamOpts {
+  dataDir: string;
+  network: string;
+  lab?: string;
+  output: string;
+}
+
+const ipamOptions = (c: Command): Command =>
+  c
+    .option('--data-dir <dir>', 'the plugin\'s ipam.dataDir', DEFAULT_IPAM_DIR)
+    .option('--network <name>', 'CNI network name', 'twill')
+    .option('--lab <name>', 'every node of a running lab')
+    .option('-o, --output <format>', 'text or json', 'text');
+
 const ipam = program.command('ipam').description('IPAM inspection');
-ipam
-  .command('show')
-  .description('address reservations on this node')
-  .option('--data-dir <dir>', 'the plugin\'s ipam.dataDir', DEFAULT_IPAM_DIR)
-  .option('--network <name>', 'CNI network name', 'twill')
-  .option('--lab <name>', 'every node of a running lab')
-  .option('-o, --output <format>', 'text or json', 'text')
-  .action((o: { dataDir: string; network: string; lab?: string; output: string }) => {
+ipamOptions(ipam.command('show').description('address reservations on this node'))
+  .action((o: IpamOpts) => {
     const sources: Array<{ node: string; dir: string }> = [];
     if (o.lab) {
       const state = readState(o.lab);
@@ -155,14 +163,8 @@ program
     console.log(`installed ${path.join(o.dir, 'twill')} and ${path.join(o.dir, 'twill-cni.js')}`);
   });
 
-ipam
-  .command('check')
-  .description('reservations without a pod veth (leaks) and pod veths without a reservation, on this node')
-  .option('--data-dir <dir>', 'the plugin\'s ipam.dataDir', DEFAULT_IPAM_DIR)
-  .option('--network <name>', 'CNI network name', 'twill')
-  .option('--lab <name>', 'every node of a running lab')
-  .option('-o, --output <format>', 'text or json', 'text')
-  .action((o: { dataDir: string; network: string; lab?: string; output: string }) => {
+ipamOptions(ipam.command('check').description('reservations without a pod veth (leaks) and pod veths without a reservation, on this node'))
+  .action((o: IpamOpts) => {
     let problems: Array<IpamProblem & { node: string }> = [];
     if (o.lab) {
       const state = readState(o.lab);

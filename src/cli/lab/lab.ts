@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { LAB_NETNS_PREFIX, labWarnings, planLab, planNode, validateLabSpec, type LabNode, type LabPlan, type LabSpec } from './topology.js';
+import { spawnRunner, type CommandResult } from '../../dataplane/command.js';
 
 export const LAB_STATE_ROOT = '/run/twill-lab';
 export const LAB_HTTP_PORT = 8080;
@@ -29,10 +30,7 @@ export interface LabState {
 
 type Out = (line: string) => void;
 
-function run(argv: readonly string[], input = ''): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(argv[0] as string, argv.slice(1), { input, encoding: 'utf8' });
-  return { status: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
+const run = (argv: readonly string[], input = ''): CommandResult => spawnRunner.run(argv, input);
 
 function must(argv: readonly string[], input = ''): string {
   const r = run(argv, input);

@@ -7,14 +7,14 @@
  * The key missing altogether is an error: a runtime that sends no list must not wipe the node.
  */
 import { ErrorCode, TwillError } from '../../common/errors.js';
-import { ipBatch, parseJsonLines } from '../../dataplane/command.js';
 import { collectGarbage } from '../../ipam/allocator.js';
 import { FsIpamStore } from '../../ipam/fs-store.js';
 import { attachmentKey, type Attachment } from '../../ipam/types.js';
 import { formatIPv4 } from '../../net/ipv4.js';
 import type { NetConf } from '../config.js';
 import type { CniDeps } from '../deps.js';
-import { hostVethName, isOurVeth, parseVethAlias } from '../naming.js';
+import { listHostVeths } from '../host-veths.js';
+import { hostVethName } from '../naming.js';
 import { ipamDataDir } from '../pod-network.js';
 import { removeLink } from './add.js';
 
@@ -33,14 +33,9 @@ export function cmdGc(conf: NetConf, deps: CniDeps): void {
   const store = FsIpamStore.openExisting(ipamDataDir(conf), conf.name);
   const released = store ? collectGarbage(store, valid) : [];
 
-  const out = ipBatch(deps.runner, ['link show type veth'], { json: true, what: 'listing veths' });
-  const stale: string[] = [];
-  for (const link of parseJsonLines(out).flat() as Array<{ ifname?: string; ifalias?: string }>) {
-    const name = link.ifname ?? '';
-    if (!isOurVeth(name)) continue;
-    const owner = link.ifalias ? parseVethAlias(link.ifalias) : undefined;
-    if (owner ? owner.network === conf.name && !keep.has(attachmentKey(owner.attachment)) : !keepNames.has(name)) stale.push(name);
-  }
+  const stale = listHostVeths(deps.runner)
+    .filter(({ name, owner }) => (owner ? owner.network === conf.name && !keep.has(attachmentKey(owner.attachment)) : !keepNames.has(name)))
+    .map((v) => v.name);
   for (const name of stale) removeLink(deps, name);
   deps.log.info('gc done', { valid: valid.length, released: released.map((r) => formatIPv4(r.ip)), removedLinks: stale });
 }
