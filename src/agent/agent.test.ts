@@ -14,6 +14,7 @@ import type { AsyncCommandRunner } from '../dataplane/async-command.js';
 import type { CommandRunner } from '../dataplane/command.js';
 import { FakeKernel } from '../dataplane/fake-kernel.js';
 import { MemoryDatastore } from '../datastore/memory/memory-store.js';
+import type { Datastore } from '../datastore/types.js';
 import { leaseKey, renderLeaseValue } from '../model/lease.js';
 import { parseCidr } from '../net/ipv4.js';
 import { Agent } from './agent.js';
@@ -129,5 +130,70 @@ describe('Agent on a memory datastore and a fake kernel', () => {
     assert.equal(kernel.batches.length, writesBefore, 'the restarted agent wrote nothing to the kernel');
     stop2.abort();
     await running2;
+  });
+});
+
+/** twill_watch_up{watch} from the agent's registry. */
+async function watchUp(metrics: AgentMetrics, watch: string): Promise<number | undefined> {
+  return (await metrics.watchUp.get()).values.find((v) => v.labels.watch === watch)?.value;
+}
+
+describe('Agent watches that fail', () => {
+  it('a watch that throws something the store does not define is restarted; /readyz and twill_watch_up say so meanwhile', async () => {
+    const store = new MemoryDatastore();
+    const kernel = new FakeKernel();
+    kernel.addForeignLink('eth0');
+    await store.create(CONFIG_KEY, JSON.stringify({ Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'vxlan' } }));
+    await peer(store, 'node2', '10.244.2.0/24', '192.0.2.12', '0e:54:c0:00:02:0c');
+    // The leases watch breaks (a decoder bug, say) when asked to.
+    let breakNext = false;
+    const flaky: Datastore = {
+      get: (k) => store.get(k),
+      list: (p) => store.list(p),
+      create: (k, v, o) => store.create(k, v, o),
+      update: (k, v, r, o) => store.update(k, v, r, o),
+      delete: (k, r) => store.delete(k, r),
+      close: () => store.close(),
+      watch: (prefix, from, signal, hooks) => {
+        const inner = store.watch(prefix, from, signal, hooks);
+        return (async function* () {
+          for await (const ev of inner) {
+            if (breakNext && prefix !== CONFIG_KEY) {
+              breakNext = false;
+              throw new TypeError('cannot read properties of undefined (decoder bug)');
+            }
+            yield ev;
+          }
+        })();
+      },
+    };
+    const metrics = new AgentMetrics();
+    const stop = new AbortController();
+    const agent = new Agent({ options: options(3), store: flaky, kernel, runner, asyncRunner, log: pino({ level: 'silent' }), metrics, ensureSysctl: () => false });
+    const running = agent.run(stop.signal);
+    try {
+      await until('the first reconcile', () => agent.ready().ok);
+      assert.equal(await watchUp(metrics, 'leases'), 1);
+      assert.equal(await watchUp(metrics, 'config'), 1);
+
+      breakNext = true;
+      await peer(store, 'node3', '10.244.3.0/24', '192.0.2.13', '0e:54:c0:00:02:0d');
+      await until('node3 programmed after the watch restarted', () => routesTo(kernel).includes('10.244.3.0/24'));
+      await peer(store, 'node4', '10.244.4.0/24', '192.0.2.14', '0e:54:c0:00:02:0e');
+      await until('node4 programmed: the watch follows on', () => routesTo(kernel).includes('10.244.4.0/24'));
+      assert.ok(agent.ready().ok);
+
+      store.setUnavailable(true);
+      await until('/readyz to fail while no watch is live', () => !agent.ready().ok);
+      assert.match(agent.ready().reason, /no live (config|leases) watch/);
+      assert.equal(await watchUp(metrics, 'leases'), 0);
+      store.setUnavailable(false);
+      await until('/readyz to recover', () => agent.ready().ok, 10_000);
+      assert.equal(await watchUp(metrics, 'leases'), 1);
+      assert.deepEqual(routesTo(kernel), ['10.244.2.0/24', '10.244.3.0/24', '10.244.4.0/24']);
+    } finally {
+      stop.abort();
+      await running;
+    }
   });
 });

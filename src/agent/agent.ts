@@ -18,7 +18,8 @@ import { IP_FORWARD } from '../dataplane/host-facts.js';
 import type { ApplyReport } from '../dataplane/reconciler.js';
 import { Reconciler } from '../dataplane/reconciler.js';
 import type { KernelPort } from '../dataplane/state.js';
-import { listWatch } from '../datastore/list-watch.js';
+import { Backoff, abortableSleep as sleep, type BackoffPolicy } from '../common/backoff.js';
+import { listWatch, type ListWatchRetry, type ListWatchUpdate } from '../datastore/list-watch.js';
 import type { Datastore } from '../datastore/types.js';
 import { isDatastoreError } from '../datastore/types.js';
 import { parseClusterConfig, renderClusterConfig, type ClusterConfig } from '../model/cluster-config.js';
@@ -63,15 +64,11 @@ export interface AgentStatus {
  * catches up within ~2 s of etcd coming back, however long the outage was.
  */
 const STORE_MAX_BACKOFF_MS = 2000;
+/** Start-up steps (underlay, lease): retried with the project's jittered backoff, 0.5 s up to 10 s. */
+const STEP_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 10_000 };
 
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
-  });
+/** The datastore watches the agent keeps; /readyz fails while one of them is not established. */
+type WatchName = 'config' | 'leases';
 
 export class Agent implements HealthState {
   private readonly now: () => number;
@@ -94,6 +91,8 @@ export class Agent implements HealthState {
   private phase = 'starting';
   private reconcileTimer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> = Promise.resolve();
+  /** Watches started and whether each is established now (with the last failure while it is not). */
+  private readonly watches = new Map<WatchName, { live: boolean; error?: string }>();
 
   constructor(private readonly p: AgentParts) {
     this.now = p.now ?? Date.now;
@@ -108,6 +107,9 @@ export class Agent implements HealthState {
   ready(): { ok: boolean; reason: string } {
     if (this.configError && !this.config) return { ok: false, reason: `invalid cluster config: ${this.configError}` };
     if (!this.lease) return { ok: false, reason: this.phase };
+    for (const [watch, w] of this.watches) {
+      if (!w.live) return { ok: false, reason: `no live ${watch} watch (retrying${w.error ? `: ${w.error}` : ''}); the dataplane keeps its last state` };
+    }
     if (!this.lastReport) return { ok: false, reason: 'waiting for the first reconcile' };
     return { ok: true, reason: 'ok' };
   }
@@ -180,14 +182,14 @@ export class Agent implements HealthState {
 
   /** Retries `fn` with backoff until it succeeds or the agent stops; logs each failure once per attempt. */
   private async retry<T>(what: string, signal: AbortSignal, fn: () => T | Promise<T>): Promise<T | undefined> {
-    let delay = 500;
+    const backoff = new Backoff(STEP_BACKOFF);
     while (!signal.aborted) {
       try {
         return await fn();
       } catch (e) {
+        const delay = backoff.next();
         this.p.log.error({ err: (e as Error).message, retryInMs: delay }, `${what} failed`);
         await sleep(delay, signal);
-        delay = Math.min(delay * 2, 10_000);
       }
     }
     return undefined;
@@ -241,16 +243,48 @@ export class Agent implements HealthState {
   }
 
   /** Follows the cluster config key; an invalid config is reported and the last good one kept. */
-  private async followConfig(signal: AbortSignal): Promise<void> {
-    try {
-      for await (const u of listWatch(this.p.store, CONFIG_KEY, signal, { maxBackoffMs: STORE_MAX_BACKOFF_MS, onRetry: (r) => this.onStoreRetry(r.error.message, r.attempt) })) {
-        if (u.kind === 'snapshot') this.onConfig(u.items.find((kv) => kv.key === CONFIG_KEY)?.value);
-        else if (u.event.type === 'put' && u.event.kv.key === CONFIG_KEY) this.onConfig(u.event.kv.value);
-        else if (u.event.type === 'delete' && u.event.key === CONFIG_KEY) this.onConfig(undefined);
+  private followConfig(signal: AbortSignal): Promise<void> {
+    return this.follow('config', CONFIG_KEY, signal, (u) => {
+      if (u.kind === 'snapshot') this.onConfig(u.items.find((kv) => kv.key === CONFIG_KEY)?.value);
+      else if (u.event.type === 'put' && u.event.kv.key === CONFIG_KEY) this.onConfig(u.event.kv.value);
+      else if (u.event.type === 'delete' && u.event.key === CONFIG_KEY) this.onConfig(undefined);
+    });
+  }
+
+  /**
+   * Runs one list-watch until the agent stops. listWatch itself retries every store failure; should
+   * the agent's own handling of an update throw, the watch is started again (a fresh snapshot) after a
+   * backoff instead of ending for good.
+   */
+  private async follow(watch: WatchName, prefix: string, signal: AbortSignal, apply: (u: ListWatchUpdate) => void): Promise<void> {
+    const { log } = this.p;
+    const restart = new Backoff({ initialMs: 200, maxMs: STORE_MAX_BACKOFF_MS });
+    this.setWatchLive(watch, false);
+    while (!signal.aborted) {
+      try {
+        for await (const u of listWatch(this.p.store, prefix, signal, {
+          maxBackoffMs: STORE_MAX_BACKOFF_MS,
+          onRetry: (r) => this.onStoreRetry(watch, r),
+          onResync: (r) => log.info({ watch, ...r }, `${watch} watch re-listed`),
+          onLive: (up, err) => this.setWatchLive(watch, up, err?.message),
+        })) {
+          apply(u);
+          restart.reset();
+        }
+      } catch (e) {
+        const delay = restart.next();
+        this.setWatchLive(watch, false, (e as Error).message);
+        log.error({ watch, err: (e as Error).message, retryInMs: delay }, `${watch} watch failed; starting it again from a fresh list`);
+        await sleep(delay, signal);
       }
-    } catch (e) {
-      this.p.log.error({ err: (e as Error).message }, 'config watch ended');
     }
+    this.setWatchLive(watch, false);
+  }
+
+  private setWatchLive(watch: WatchName, live: boolean, error?: string): void {
+    this.watches.set(watch, error === undefined ? { live } : { live, error });
+    this.p.metrics.watchUp.set({ watch }, live ? 1 : 0);
+    if (live) this.p.metrics.datastoreUp.set(1);
   }
 
   private onConfig(text: string | undefined): void {
@@ -285,31 +319,24 @@ export class Agent implements HealthState {
   }
 
   /** Logs the first failure of an outage and then every tenth retry (a retry every 2 s at most). */
-  private onStoreRetry(message: string, attempt: number): void {
+  private onStoreRetry(watch: WatchName, r: ListWatchRetry): void {
     this.p.metrics.datastoreUp.set(0);
-    if (attempt === 1 || attempt % 10 === 0) this.p.log.warn({ err: message, attempt }, 'datastore unavailable; keeping the dataplane, retrying');
+    if (r.attempt === 1 || r.attempt % 10 === 0) {
+      this.p.log.warn({ watch, phase: r.phase, err: r.error.message, attempt: r.attempt, retryInMs: r.delayMs }, 'datastore unavailable; keeping the dataplane, retrying');
+    }
   }
 
-  private async followLeases(signal: AbortSignal): Promise<void> {
-    try {
-      for await (const u of listWatch(this.p.store, SUBNETS_PREFIX, signal, {
-        maxBackoffMs: STORE_MAX_BACKOFF_MS,
-        onRetry: (r) => this.onStoreRetry(r.error.message, r.attempt),
-        onResync: (r) => this.p.log.info(r, 'lease watch re-listed after compaction'),
-      })) {
-        this.p.metrics.datastoreUp.set(1);
-        if (u.kind === 'snapshot') {
-          this.leases.reset(u.items);
-          this.synced = true;
-        } else if (u.event.type === 'put') this.leases.put(u.event.kv);
-        else this.leases.delete(u.event.key);
-        // A snapshot holds everything: no need to wait for more events to coalesce.
-        if (u.kind === 'snapshot') this.scheduleReconcile('initial sync', 0);
-        else this.scheduleReconcile('lease change');
-      }
-    } catch (e) {
-      this.p.log.error({ err: (e as Error).message }, 'lease watch ended');
-    }
+  private followLeases(signal: AbortSignal): Promise<void> {
+    return this.follow('leases', SUBNETS_PREFIX, signal, (u) => {
+      if (u.kind === 'snapshot') {
+        this.leases.reset(u.items);
+        this.synced = true;
+      } else if (u.event.type === 'put') this.leases.put(u.event.kv);
+      else this.leases.delete(u.event.key);
+      // A snapshot holds everything: no need to wait for more events to coalesce.
+      if (u.kind === 'snapshot') this.scheduleReconcile('initial sync', 0);
+      else this.scheduleReconcile('lease change');
+    });
   }
 
   private async resyncLoop(signal: AbortSignal): Promise<void> {
