@@ -197,3 +197,64 @@ describe('Agent watches that fail', () => {
     }
   });
 });
+
+/** The underlay of another host: 192.0.2.21/24 on eth0. */
+const otherHostRunner: CommandRunner = {
+  run: () => ({
+    status: 0,
+    stderr: '',
+    stdout: `${JSON.stringify([{ dst: 'default', gateway: '192.0.2.1', dev: 'eth0' }])}\n${JSON.stringify([
+      { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: '192.0.2.21', prefixlen: 24 }] },
+    ])}\n`,
+  }),
+};
+
+describe('Agent node identity', () => {
+  it('a second host with the same node name is refused (readyz reason, metric, log) and the first keeps its lease', async () => {
+    const store = new MemoryDatastore();
+    await store.create(CONFIG_KEY, JSON.stringify({ Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'vxlan' } }));
+    const kernel1 = new FakeKernel();
+    kernel1.addForeignLink('eth0');
+    const kernel2 = new FakeKernel();
+    kernel2.addForeignLink('eth0');
+    const stop = new AbortController();
+    const first = new Agent({ options: options(4), store, kernel: kernel1, runner, asyncRunner, log: pino({ level: 'silent' }), metrics: new AgentMetrics(), ensureSysctl: () => false });
+    const running1 = first.run(stop.signal);
+    const lines: Array<{ level: number; msg: string; err?: string }> = [];
+    const log = pino({ level: 'error' }, { write: (l: string) => void lines.push(JSON.parse(l) as { level: number; msg: string; err?: string }) });
+    const metrics2 = new AgentMetrics();
+    const secondDir = mkdtempSync(path.join(dir, 'second-host-'));
+    const second = new Agent({
+      options: { ...options(5), subnetFile: path.join(secondDir, 'subnet.env') },
+      store,
+      kernel: kernel2,
+      runner: otherHostRunner,
+      asyncRunner,
+      log,
+      metrics: metrics2,
+      ensureSysctl: () => false,
+    });
+    let running2: Promise<void> | undefined;
+    try {
+      await until('the first host to be ready', () => first.ready().ok);
+      const held = (await store.list('/twill/subnets/')).items;
+      assert.equal(held.length, 1);
+      running2 = second.run(stop.signal);
+      await until('the second host to be refused', () => /^refused: node name node1 is held by another host/.test(second.ready().reason));
+      assert.equal(second.ready().ok, false);
+      assert.match(second.ready().reason, /lease 10\.244\.\d+\.0\/24 of 192\.0\.2\.11 .*this host is 192\.0\.2\.21/);
+      assert.ok(((await metrics2.nodeNameConflicts.get()).values[0]?.value ?? 0) >= 1, 'twill_node_name_conflicts_total counts the refusal');
+      assert.ok(lines.some((l) => l.level === 50 && l.msg === 'lease acquisition failed' && /held by another host/.test(l.err ?? '')), JSON.stringify(lines));
+      await new Promise((r) => setTimeout(r, 1500)); // it keeps retrying: still refused, nothing flaps
+      assert.deepEqual((await store.list('/twill/subnets/')).items, held, 'the first host\'s lease is untouched');
+      assert.equal(second.status().subnet, undefined);
+      assert.equal(kernel2.batches.length, 0, 'the refused agent wrote nothing to its kernel');
+      assert.ok(first.ready().ok);
+      assert.ok(((await metrics2.nodeNameConflicts.get()).values[0]?.value ?? 0) >= 2, 'every refused retry is counted');
+    } finally {
+      stop.abort();
+      await running1;
+      await running2;
+    }
+  });
+});

@@ -28,6 +28,7 @@ import { LeaseManager, isLeaseError } from '../model/lease-manager.js';
 import { describePeerDiff, diffPeers, peersFromLeases, type Peer } from '../model/peers.js';
 import { formatCidr, formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import type { AgentMetrics, HealthState } from './health.js';
+import { hostIdFile, loadHostId } from './host-id.js';
 import { detectUnderlay, type Underlay } from './local-node.js';
 import { ensureAgentTable } from './nft-table.js';
 import type { AgentOptions } from './options.js';
@@ -52,6 +53,8 @@ export interface AgentStatus {
   subnet?: string;
   publicIP?: string;
   backend?: string;
+  /** This host's identity in the lease (src/agent/host-id.ts). */
+  hostId?: string;
   leaseExpiresAt?: string;
   /** `error`/`errorCode`: why this peer cannot be programmed (errorCode is a backend PeerError code, e.g. not-on-underlay). */
   peers: Array<{ node: string; subnet: string; publicIP: string; backend: string; error?: string; errorCode?: string }>;
@@ -80,6 +83,9 @@ export class Agent implements HealthState {
   private underlay: Underlay | undefined;
   private local: LocalNode | undefined;
   private lease: Lease | undefined;
+  private hostId: string | undefined;
+  /** Why the lease request was refused (another host holds this node name), until a lease is held. */
+  private refused: string | undefined;
   private leaseManager: LeaseManager | undefined;
   private readonly leases = new LeaseSet();
   /** Wakes run() as soon as the first valid config arrives (instead of its next poll). */
@@ -106,7 +112,7 @@ export class Agent implements HealthState {
 
   ready(): { ok: boolean; reason: string } {
     if (this.configError && !this.config) return { ok: false, reason: `invalid cluster config: ${this.configError}` };
-    if (!this.lease) return { ok: false, reason: this.phase };
+    if (!this.lease) return { ok: false, reason: this.refused ?? this.phase };
     for (const [watch, w] of this.watches) {
       if (!w.live) return { ok: false, reason: `no live ${watch} watch (retrying${w.error ? `: ${w.error}` : ''}); the dataplane keeps its last state` };
     }
@@ -122,6 +128,7 @@ export class Agent implements HealthState {
     }
     if (this.underlay) s.publicIP = formatIPv4(this.underlay.ip);
     if (this.backend) s.backend = this.backend.name;
+    if (this.hostId) s.hostId = this.hostId;
     const errors = new Map((this.lastDesiredErrors ?? []).map((e) => [e.peer, e]));
     s.peers = this.peers.map((p) => {
       const row: AgentStatus['peers'][number] = { node: p.nodeName, subnet: formatCidr(p.subnet), publicIP: p.publicIP, backend: p.backendType };
@@ -167,6 +174,7 @@ export class Agent implements HealthState {
     this.wakeOnConfig = undefined;
     if (signal.aborted) return;
 
+    this.hostId = loadHostId(hostIdFile(options.subnetFile));
     this.phase = 'acquiring a subnet lease';
     await this.retry('lease acquisition', signal, () => this.acquire());
     if (signal.aborted) return;
@@ -218,12 +226,23 @@ export class Agent implements HealthState {
       onInvalid: (bad) => this.p.log.warn({ key: bad.key, err: bad.error }, 'ignoring an invalid lease record'),
     });
     const provisional = this.localNode(undefined);
-    const lease = await this.leaseManager.acquire({
-      name: this.p.options.nodeName,
-      publicIP: formatIPv4(provisional.publicIP),
-      backendType: backend.name,
-      backendData: backend.leaseAttributes(provisional),
-    });
+    let lease: Lease;
+    try {
+      lease = await this.leaseManager.acquire({
+        name: this.p.options.nodeName,
+        ...(this.hostId === undefined ? {} : { hostId: this.hostId }),
+        publicIP: formatIPv4(provisional.publicIP),
+        backendType: backend.name,
+        backendData: backend.leaseAttributes(provisional),
+      });
+    } catch (e) {
+      if (isLeaseError(e, 'NodeNameConflict')) {
+        this.refused = `refused: ${e.message}`;
+        this.p.metrics.nodeNameConflicts.inc();
+      }
+      throw e;
+    }
+    this.refused = undefined;
     this.setLease(lease);
   }
 

@@ -178,7 +178,6 @@ describe('listWatch on MemoryDatastore', () => {
       watch: (prefix: string, from: number, signal: AbortSignal, hooks?: { onEstablished?: () => void }) => {
         if (watchFailures > 0) {
           watchFailures -= 1;
-          // eslint-disable-next-line require-yield
           return (async function* () {
             hooks?.onEstablished?.();
             await s.create(`${P}b`, 'made while the watch broke');
@@ -220,7 +219,6 @@ describe('listWatch on MemoryDatastore', () => {
       update: async () => assert.fail('unused'),
       delete: async () => assert.fail('unused'),
       close: async () => undefined,
-      // eslint-disable-next-line require-yield
       async *watch(_prefix, from) {
         throw new DatastoreError('Compacted', `${from} is compacted`);
       },
