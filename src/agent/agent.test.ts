@@ -258,3 +258,69 @@ describe('Agent node identity', () => {
     }
   });
 });
+
+describe('Agent backend and MTU switches', () => {
+  it('republishes its lease attributes, rewrites TWILL_MTU and serves each peer by the backend it announces', async () => {
+    const store = new MemoryDatastore();
+    const kernel = new FakeKernel();
+    kernel.addForeignLink('eth0');
+    const vxlanConfig = (extra: Record<string, unknown> = {}) => JSON.stringify({ Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'vxlan', ...extra } });
+    await store.create(CONFIG_KEY, vxlanConfig());
+    const node2 = await peer(store, 'node2', '10.244.2.0/24', '192.0.2.12', '0e:54:c0:00:02:0c');
+    const setConfig = async (text: string): Promise<void> => {
+      const cur = await store.get(CONFIG_KEY);
+      await store.update(CONFIG_KEY, text, cur?.modRevision ?? 0);
+    };
+    /** node2 switches too: its lease announces the other backend. */
+    const setPeer = async (backendType: string): Promise<void> => {
+      const cur = await store.get(node2);
+      assert.ok(cur);
+      const v = JSON.parse(cur.value) as Record<string, unknown>;
+      await store.update(node2, JSON.stringify({ ...v, backendType, backendData: backendType === 'vxlan' ? { vtepMac: '0e:54:c0:00:02:0c', vni: '1' } : {} }), cur.modRevision);
+    };
+    const ownLease = async (): Promise<{ backendType: string; backendData: Record<string, string> }> => {
+      const own = (await store.list('/twill/subnets/')).items.map((kv) => JSON.parse(kv.value) as { nodeName: string; backendType: string; backendData: Record<string, string> }).find((l) => l.nodeName === 'node1');
+      assert.ok(own);
+      return own;
+    };
+    const route2 = () => kernel.state.routes.find((r) => r.dst.network >>> 8 === ((10 << 16) | (244 << 8) | 2));
+    const mtu = () => /^TWILL_MTU=(\d+)$/m.exec(readFileSync(options(6).subnetFile, 'utf8'))?.[1];
+    const hasDevice = () => kernel.state.links.some((l) => l.name === 'twill.1');
+
+    const stop = new AbortController();
+    const agent = new Agent({ options: options(6), store, kernel, runner, asyncRunner, log: pino({ level: 'silent' }), metrics: new AgentMetrics(), ensureSysctl: () => false });
+    const running = agent.run(stop.signal);
+    try {
+      await until('the first reconcile', () => agent.ready().ok);
+      assert.equal(route2()?.dev, 'twill.1');
+
+      // vxlan -> host-gw while node2 still announces vxlan.
+      await setConfig(JSON.stringify({ Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'host-gw' } }));
+      await until('node1 to announce host-gw', () => agent.status().backend === 'host-gw' && mtu() === '1500');
+      for (let i = 0; i < 100 && (await ownLease()).backendType !== 'host-gw'; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(await ownLease().then((l) => [l.backendType, l.backendData]), ['host-gw', {}]);
+      await until('the direct route to node2', () => route2()?.dev === 'eth0');
+      assert.ok(hasDevice(), 'twill.1 stays while node2 still tunnels to this node');
+      assert.deepEqual(agent.status().peers.map((p) => p.error), [undefined], 'node2 on vxlan is not a mismatch');
+      await setPeer('host-gw');
+      await until('twill.1 to go once no peer uses vxlan', () => !hasDevice());
+      assert.equal(route2()?.dev, 'eth0');
+
+      // host-gw -> vxlan: node1 first, node2 later.
+      await setConfig(vxlanConfig());
+      await until('node1 to announce vxlan', () => mtu() === '1450' && hasDevice());
+      for (let i = 0; i < 100 && (await ownLease()).backendType !== 'vxlan'; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(await ownLease().then((l) => [l.backendType, l.backendData]), ['vxlan', { vtepMac: '0e:54:c0:00:02:0b', vni: '1' }]);
+      assert.equal(route2()?.dev, 'eth0', 'node2 still on host-gw keeps its direct route');
+      await setPeer('vxlan');
+      await until('the vxlan route to node2', () => route2()?.dev === 'twill.1');
+
+      // An MTU change: the device and TWILL_MTU follow.
+      await setConfig(vxlanConfig({ MTU: 1400 }));
+      await until('MTU 1400 on twill.1 and in the subnet file', () => kernel.state.links.find((l) => l.name === 'twill.1')?.mtu === 1400 && mtu() === '1400');
+    } finally {
+      stop.abort();
+      await running;
+    }
+  });
+});

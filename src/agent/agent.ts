@@ -8,10 +8,11 @@
  */
 import type { Logger } from 'pino';
 import type { BoundBackend } from '../backends/registry.js';
+import { perPeerDesiredState } from '../backends/per-peer.js';
 import { bindBackend } from '../backends/registry.js';
 import type { LocalNode, Peer as BackendPeer } from '../backends/types.js';
 import { vtepMacFor } from '../backends/vxlan.js';
-import { CONFIG_KEY, SUBNETS_PREFIX } from '../common/constants.js';
+import { CONFIG_KEY, DEFAULT_VXLAN_PORT, DEFAULT_VXLAN_VNI, SUBNETS_PREFIX } from '../common/constants.js';
 import type { AsyncCommandRunner } from '../dataplane/async-command.js';
 import type { CommandRunner } from '../dataplane/command.js';
 import { IP_FORWARD } from '../dataplane/host-facts.js';
@@ -22,8 +23,8 @@ import { Backoff, abortableSleep as sleep, type BackoffPolicy } from '../common/
 import { listWatch, type ListWatchRetry, type ListWatchUpdate } from '../datastore/list-watch.js';
 import type { Datastore } from '../datastore/types.js';
 import { isDatastoreError } from '../datastore/types.js';
-import { parseClusterConfig, renderClusterConfig, type ClusterConfig } from '../model/cluster-config.js';
-import type { Lease } from '../model/lease.js';
+import { parseClusterConfig, renderClusterConfig, type ClusterConfig, type VxlanBackendConfig } from '../model/cluster-config.js';
+import type { Lease, LeaseAttributes } from '../model/lease.js';
 import { LeaseManager, isLeaseError } from '../model/lease-manager.js';
 import { describePeerDiff, diffPeers, peersFromLeases, type Peer } from '../model/peers.js';
 import { formatCidr, formatIPv4, parseIPv4 } from '../net/ipv4.js';
@@ -80,6 +81,8 @@ export class Agent implements HealthState {
   private configText = '';
   private configError: string | undefined;
   private backend: BoundBackend | undefined;
+  /** vxlan parameters for peers still on vxlan while this node runs host-gw: the last vxlan config seen. */
+  private fallbackVxlan: VxlanBackendConfig = { type: 'vxlan', vni: DEFAULT_VXLAN_VNI, port: DEFAULT_VXLAN_PORT, directRouting: false };
   private underlay: Underlay | undefined;
   private local: LocalNode | undefined;
   private lease: Lease | undefined;
@@ -332,6 +335,7 @@ export class Agent implements HealthState {
     this.config = parsed.config;
     this.configText = rendered;
     this.backend = bindBackend(parsed.config.backend);
+    if (parsed.config.backend.type === 'vxlan') this.fallbackVxlan = parsed.config.backend;
     this.wakeOnConfig?.();
     log.info({ config: JSON.parse(rendered) as unknown }, first ? 'cluster config' : 'cluster config changed');
     if (!first) this.scheduleReconcile('config changed');
@@ -388,6 +392,28 @@ export class Agent implements HealthState {
     }
   }
 
+  /**
+   * After a config change: republishes the lease attributes (backend type and data) when they differ
+   * from what the lease announces, and rewrites the subnet file (TWILL_MTU follows the backend and MTU).
+   * A failure is logged and retried by the next pass (the attributes still differ then).
+   */
+  private async publishAttributes(): Promise<void> {
+    const lease = this.lease;
+    const manager = this.leaseManager;
+    const backend = this.backend;
+    if (!lease || !manager || !backend || !this.local) return;
+    const want = { publicIP: formatIPv4(this.local.publicIP), backendType: backend.name, backendData: backend.leaseAttributes(this.local) };
+    if (!sameAttributes(lease, want)) {
+      try {
+        const next = await manager.renew(lease, want);
+        this.p.log.info({ from: lease.backendType, to: next.backendType, backendData: next.backendData }, 'lease attributes republished');
+        this.setLease(next);
+      } catch (e) {
+        this.p.log.warn({ err: (e as Error).message }, 'republishing the lease attributes failed; retrying on the next pass');
+      }
+    } else this.setLease(lease);
+  }
+
   /** Coalesces bursts of changes into one reconcile. */
   private scheduleReconcile(reason: string, delayMs = 50): void {
     if (this.reconcileTimer) return;
@@ -409,7 +435,14 @@ export class Agent implements HealthState {
     const diff = diffPeers(this.peers, peers);
     for (const line of describePeerDiff(diff)) log.info(`peer ${line}`);
     this.peers = peers;
-    const desired = this.backend.desiredState(this.local, peers.map(toBackendPeer).filter((p): p is BackendPeer => p !== undefined));
+    // Per peer, the path that peer can receive: a backend switch is live, peers may briefly differ.
+    const desired = perPeerDesiredState({
+      local: this.local,
+      peers: peers.map(toBackendPeer).filter((p): p is BackendPeer => p !== undefined),
+      config: this.config.backend,
+      fallbackVxlan: this.fallbackVxlan,
+      ...(this.lease ? { announced: this.lease.backendType } : {}),
+    });
     // Peer errors are logged when they appear (not on every periodic resync: that would repeat them forever).
     const known = new Set((this.lastDesiredErrors ?? []).map((e) => `${e.peer}|${e.code}|${e.message}`));
     for (const e of desired.errors) if (!known.has(`${e.peer}|${e.code}|${e.message}`)) log.warn({ peer: e.peer, code: e.code }, e.message);
@@ -419,6 +452,8 @@ export class Agent implements HealthState {
     this.p.ensureSysctl(IP_FORWARD, '1');
     const nft = await ensureAgentTable(this.p.asyncRunner, { clusterNetwork: this.config.network, nodeSubnet: this.local.subnet, ipMasq: true });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    // The new backend's receiving side is in place now: tell the peers (and the plugin: TWILL_MTU).
+    if (report.converged) await this.publishAttributes();
     metrics.reconcileDuration.observe(seconds);
     metrics.reconcileChanges.inc(report.changes + (nft.changed ? 1 : 0));
     metrics.peers.set(peers.length);
@@ -432,6 +467,11 @@ export class Agent implements HealthState {
     else if (reason === 'initial sync') log.info(summary, 'kernel in sync');
     else log.debug(summary, 'kernel in sync');
   }
+}
+
+function sameAttributes(a: LeaseAttributes, b: LeaseAttributes): boolean {
+  const ka = Object.keys(a.backendData);
+  return a.publicIP === b.publicIP && a.backendType === b.backendType && ka.length === Object.keys(b.backendData).length && ka.every((k) => a.backendData[k] === b.backendData[k]);
 }
 
 function toBackendPeer(p: Peer): BackendPeer | undefined {
