@@ -33,11 +33,13 @@ describe('perPeerDesiredState (backend switches)', () => {
     assert.deepEqual(perPeerDesiredState({ local, peers: gwPeers, config: GW, fallbackVxlan: VX, announced: 'host-gw' }), hostGwBackend.desiredState(local, gwPeers, GW));
   });
 
-  it('host-gw node, peers still on vxlan: keeps the device; the segment peer gets the direct route, the one behind an L3 hop the tunnel', () => {
+  it('host-gw node, peers still on vxlan: keeps the device and their tunnel entries; the segment peer gets the direct route, the one behind an L3 hop the tunnel', () => {
     const s = perPeerDesiredState({ local, peers: [peer(2, '192.0.2.12', 'vxlan'), peer(3, '198.51.100.3', 'vxlan'), peer(4, '192.0.2.14', 'host-gw')], config: GW, fallbackVxlan: VX, announced: 'host-gw' });
     assert.deepEqual(s.links.map((l) => l.name), ['twill.1']);
     assert.deepEqual(routes(s), ['2 eth0', '3 twill.1 onlink', '4 eth0']);
-    assert.deepEqual(s.fdb.map((f) => f.dst), [ip('198.51.100.3')]);
+    // Entries of the directly routed vxlan peer stay: the switch is one atomic route replace.
+    assert.deepEqual(s.fdb.map((f) => f.dst), [ip('192.0.2.12'), ip('198.51.100.3')]);
+    assert.deepEqual(s.neighbours.map((n) => n.ip), [ip('10.244.2.0'), ip('10.244.3.0')]);
     assert.deepEqual(s.errors, []);
   });
 
@@ -45,6 +47,9 @@ describe('perPeerDesiredState (backend switches)', () => {
     const s = perPeerDesiredState({ local, peers: [peer(2, '192.0.2.12', 'host-gw'), peer(3, '198.51.100.3', 'host-gw'), peer(4, '198.51.100.4', 'vxlan')], config: VX, fallbackVxlan: VX, announced: 'vxlan' });
     assert.deepEqual(routes(s), ['2 eth0', '4 twill.1 onlink']);
     assert.deepEqual(s.errors.map((e) => [e.peer, e.code]), [['node3', 'not-on-underlay']]);
+    // node2 (host-gw, direct) keeps tunnel entries under the MAC Twill derives from its address.
+    assert.deepEqual(s.neighbours.map((n) => [n.ip, n.mac]), [[ip('10.244.4.0'), vtepMacFor(ip('198.51.100.4'))], [ip('10.244.2.0'), vtepMacFor(ip('192.0.2.12'))]]);
+    assert.deepEqual(s.fdb.map((f) => f.dst), [ip('198.51.100.4'), ip('192.0.2.12')]);
     assert.deepEqual(s.links.map((l) => l.name), ['twill.1']);
   });
 

@@ -11,6 +11,11 @@
  *   receive; one behind an L3 hop is still reached through the tunnel);
  * - the VXLAN device exists while this node runs vxlan, while any peer announces vxlan (it sends into
  *   this node's tunnel) or while this node's own lease still announces vxlan;
+ * - while the device exists, a peer on the other backend that gets the direct route keeps its
+ *   neighbour and FDB entry (a host-gw peer: the VTEP MAC every Twill agent derives from its address,
+ *   vtepMacFor). A switch then changes only the route (`ip route replace`, atomic) instead of deleting
+ *   the entries the old route needs before the new route is in (which drops packets in between); the
+ *   entries go with the device, or are used when the peer comes back to vxlan.
  * - peers announcing a backend this build does not know get `backend-mismatch`.
  * Peers are first screened together (own lease, shared addresses, overlapping subnets), whatever
  * backend they announce. When every peer runs this node's backend, the result is exactly that
@@ -19,8 +24,12 @@
 import type { BackendConfig, VxlanBackendConfig } from '../model/cluster-config.js';
 import { HOST_GW, hostGwBackend } from './hostgw.js';
 import { screenPeers } from './peer-screen.js';
-import type { DesiredState, LocalNode, Peer, PeerError } from './types.js';
-import { VXLAN, vxlanBackend } from './vxlan.js';
+import type { Cidr } from '../net/ipv4.js';
+import type { DesiredState, LocalNode, Peer, PeerError, RouteSpec } from './types.js';
+import { VXLAN, vtepMacFor, vxlanBackend } from './vxlan.js';
+
+const subnetKey = (c: Cidr): string => `${c.network}/${c.prefix}`;
+const sortRoutes = (routes: RouteSpec[]): RouteSpec[] => routes.sort((a, b) => a.dst.network - b.dst.network || a.dst.prefix - b.dst.prefix);
 
 export interface PerPeerInput {
   readonly local: LocalNode;
@@ -57,14 +66,31 @@ export function perPeerDesiredState(input: PerPeerInput): DesiredState {
   const gw = hostGwBackend.desiredState(local, hostGwPeers, { type: 'host-gw' });
   const needVxlan = config.type === 'vxlan' || vxlanPeers.length > 0 || input.announced === VXLAN;
   if (!needVxlan) return { ...gw, errors: [...errors, ...gw.errors] };
-  const vxConfig: VxlanBackendConfig = config.type === 'vxlan' ? config : { ...input.fallbackVxlan, directRouting: true };
-  const vx = vxlanBackend.desiredState(local, vxlanPeers, vxConfig);
+  if (config.type === 'vxlan') {
+    const vx = vxlanBackend.desiredState(local, vxlanPeers, config);
+    const dev = vx.links[0]?.name as string;
+    // host-gw peers with a direct route keep (or get) their tunnel entries, see above.
+    const direct = new Set(gw.routes.map((r) => subnetKey(r.dst)));
+    const kept = hostGwPeers.filter((p) => direct.has(subnetKey(p.subnet)));
+    return {
+      links: vx.links,
+      addresses: vx.addresses,
+      neighbours: [...vx.neighbours, ...kept.map((p) => ({ dev, ip: p.subnet.network, mac: vtepMacFor(p.publicIP) }))],
+      fdb: [...vx.fdb, ...kept.map((p) => ({ dev, mac: vtepMacFor(p.publicIP), dst: p.publicIP }))],
+      routes: sortRoutes([...vx.routes, ...gw.routes]),
+      errors: [...errors, ...vx.errors, ...gw.errors],
+    };
+  }
+  // This node runs host-gw: vxlan peers keep their tunnel entries; those on the segment get the direct route.
+  const vx = vxlanBackend.desiredState(local, vxlanPeers, { ...input.fallbackVxlan, directRouting: false });
+  const directRoutes = hostGwBackend.desiredState(local, vxlanPeers.map((p) => ({ ...p, backendType: HOST_GW })), { type: 'host-gw' }).routes;
+  const direct = new Set(directRoutes.map((r) => subnetKey(r.dst)));
   return {
     links: vx.links,
     addresses: vx.addresses,
     neighbours: vx.neighbours,
     fdb: vx.fdb,
-    routes: [...vx.routes, ...gw.routes].sort((a, b) => a.dst.network - b.dst.network || a.dst.prefix - b.dst.prefix),
+    routes: sortRoutes([...vx.routes.filter((r) => !direct.has(subnetKey(r.dst))), ...directRoutes, ...gw.routes]),
     errors: [...errors, ...vx.errors, ...gw.errors],
   };
 }
