@@ -24,17 +24,19 @@ import type { AgentOptions } from './options.js';
 const dir = mkdtempSync(path.join(tmpdir(), 'twill-agent-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** `ip -json -batch` for underlay detection: node1 is 192.0.2.11/24 on eth0 with the default route. */
-const runner: CommandRunner = {
+/** `ip -json -batch` for underlay detection: the host is `address`/24 on eth0 with the default route. */
+const underlayRunner = (address: string): CommandRunner => ({
   run: () => ({
     status: 0,
     stderr: '',
     stdout: `${JSON.stringify([{ dst: 'default', gateway: '192.0.2.1', dev: 'eth0' }])}\n${JSON.stringify([
       { ifname: 'lo', mtu: 65536, addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
-      { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: '192.0.2.11', prefixlen: 24 }] },
+      { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: address, prefixlen: 24 }] },
     ])}\n`,
   }),
-};
+});
+/** node1: 192.0.2.11. */
+const runner = underlayRunner('192.0.2.11');
 const nftWrites: string[] = [];
 const asyncRunner: AsyncCommandRunner = {
   run: async (argv, input) => {
@@ -199,15 +201,7 @@ describe('Agent watches that fail', () => {
 });
 
 /** The underlay of another host: 192.0.2.21/24 on eth0. */
-const otherHostRunner: CommandRunner = {
-  run: () => ({
-    status: 0,
-    stderr: '',
-    stdout: `${JSON.stringify([{ dst: 'default', gateway: '192.0.2.1', dev: 'eth0' }])}\n${JSON.stringify([
-      { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: '192.0.2.21', prefixlen: 24 }] },
-    ])}\n`,
-  }),
-};
+const otherHostRunner = underlayRunner('192.0.2.21');
 
 describe('Agent node identity', () => {
   it('a second host with the same node name is refused (readyz reason, metric, log) and the first keeps its lease', async () => {
