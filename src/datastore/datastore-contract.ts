@@ -224,6 +224,24 @@ export function datastoreContract(label: string, make: () => Promise<ContractSub
         }
       }));
 
+    it('watch: onEstablished is called once, when the store confirmed the watch', () =>
+      withSubject(async ({ store, prefix }) => {
+        const start = await store.list(prefix);
+        const ac = new AbortController();
+        let established = 0;
+        const it = store.watch(prefix, start.revision + 1, ac.signal, { onEstablished: () => (established += 1) })[Symbol.asyncIterator]();
+        try {
+          const next = it.next();
+          await eventually('the watch to be established', async () => established === 1, timeoutMs);
+          await store.create(`${prefix}e`, '1');
+          assert.equal(show(((await next) as IteratorYieldResult<WatchEvent>).value, prefix).replace(/@\d+$/, ''), 'put e=1');
+          assert.equal(established, 1);
+        } finally {
+          ac.abort();
+          await it.return?.();
+        }
+      }));
+
     it('watch: every change under the prefix, in order, with the revisions the writes returned', () =>
       withSubject(async ({ store, prefix }) => {
         const start = await store.list(prefix);
