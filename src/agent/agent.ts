@@ -8,25 +8,28 @@
  */
 import type { Logger } from 'pino';
 import type { BoundBackend } from '../backends/registry.js';
+import { perPeerDesiredState } from '../backends/per-peer.js';
 import { bindBackend } from '../backends/registry.js';
 import type { LocalNode, Peer as BackendPeer } from '../backends/types.js';
 import { vtepMacFor } from '../backends/vxlan.js';
-import { CONFIG_KEY, SUBNETS_PREFIX } from '../common/constants.js';
+import { CONFIG_KEY, DEFAULT_VXLAN_PORT, DEFAULT_VXLAN_VNI, SUBNETS_PREFIX } from '../common/constants.js';
 import type { AsyncCommandRunner } from '../dataplane/async-command.js';
 import type { CommandRunner } from '../dataplane/command.js';
 import { IP_FORWARD } from '../dataplane/host-facts.js';
 import type { ApplyReport } from '../dataplane/reconciler.js';
 import { Reconciler } from '../dataplane/reconciler.js';
 import type { KernelPort } from '../dataplane/state.js';
-import { listWatch } from '../datastore/list-watch.js';
+import { Backoff, abortableSleep as sleep, type BackoffPolicy } from '../common/backoff.js';
+import { listWatch, type ListWatchRetry, type ListWatchUpdate } from '../datastore/list-watch.js';
 import type { Datastore } from '../datastore/types.js';
 import { isDatastoreError } from '../datastore/types.js';
-import { parseClusterConfig, renderClusterConfig, type ClusterConfig } from '../model/cluster-config.js';
-import type { Lease } from '../model/lease.js';
+import { parseClusterConfig, renderClusterConfig, type ClusterConfig, type VxlanBackendConfig } from '../model/cluster-config.js';
+import type { Lease, LeaseAttributes } from '../model/lease.js';
 import { LeaseManager, isLeaseError } from '../model/lease-manager.js';
 import { describePeerDiff, diffPeers, peersFromLeases, type Peer } from '../model/peers.js';
 import { formatCidr, formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import type { AgentMetrics, HealthState } from './health.js';
+import { hostIdFile, loadHostId } from './host-id.js';
 import { detectUnderlay, type Underlay } from './local-node.js';
 import { ensureAgentTable } from './nft-table.js';
 import type { AgentOptions } from './options.js';
@@ -51,6 +54,8 @@ export interface AgentStatus {
   subnet?: string;
   publicIP?: string;
   backend?: string;
+  /** This host's identity in the lease (src/agent/host-id.ts). */
+  hostId?: string;
   leaseExpiresAt?: string;
   /** `error`/`errorCode`: why this peer cannot be programmed (errorCode is a backend PeerError code, e.g. not-on-underlay). */
   peers: Array<{ node: string; subnet: string; publicIP: string; backend: string; error?: string; errorCode?: string }>;
@@ -63,15 +68,11 @@ export interface AgentStatus {
  * catches up within ~2 s of etcd coming back, however long the outage was.
  */
 const STORE_MAX_BACKOFF_MS = 2000;
+/** Start-up steps (underlay, lease): retried with the project's jittered backoff, 0.5 s up to 10 s. */
+const STEP_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 10_000 };
 
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
-  });
+/** The datastore watches the agent keeps; /readyz fails while one of them is not established. */
+type WatchName = 'config' | 'leases';
 
 export class Agent implements HealthState {
   private readonly now: () => number;
@@ -80,9 +81,14 @@ export class Agent implements HealthState {
   private configText = '';
   private configError: string | undefined;
   private backend: BoundBackend | undefined;
+  /** vxlan parameters for peers still on vxlan while this node runs host-gw: the last vxlan config seen. */
+  private fallbackVxlan: VxlanBackendConfig = { type: 'vxlan', vni: DEFAULT_VXLAN_VNI, port: DEFAULT_VXLAN_PORT, directRouting: false };
   private underlay: Underlay | undefined;
   private local: LocalNode | undefined;
   private lease: Lease | undefined;
+  private hostId: string | undefined;
+  /** Why the lease request was refused (another host holds this node name), until a lease is held. */
+  private refused: string | undefined;
   private leaseManager: LeaseManager | undefined;
   private readonly leases = new LeaseSet();
   /** Wakes run() as soon as the first valid config arrives (instead of its next poll). */
@@ -94,6 +100,8 @@ export class Agent implements HealthState {
   private phase = 'starting';
   private reconcileTimer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> = Promise.resolve();
+  /** Watches started and whether each is established now (with the last failure while it is not). */
+  private readonly watches = new Map<WatchName, { live: boolean; error?: string }>();
 
   constructor(private readonly p: AgentParts) {
     this.now = p.now ?? Date.now;
@@ -107,7 +115,10 @@ export class Agent implements HealthState {
 
   ready(): { ok: boolean; reason: string } {
     if (this.configError && !this.config) return { ok: false, reason: `invalid cluster config: ${this.configError}` };
-    if (!this.lease) return { ok: false, reason: this.phase };
+    if (!this.lease) return { ok: false, reason: this.refused ?? this.phase };
+    for (const [watch, w] of this.watches) {
+      if (!w.live) return { ok: false, reason: `no live ${watch} watch (retrying${w.error ? `: ${w.error}` : ''}); the dataplane keeps its last state` };
+    }
     if (!this.lastReport) return { ok: false, reason: 'waiting for the first reconcile' };
     return { ok: true, reason: 'ok' };
   }
@@ -120,6 +131,7 @@ export class Agent implements HealthState {
     }
     if (this.underlay) s.publicIP = formatIPv4(this.underlay.ip);
     if (this.backend) s.backend = this.backend.name;
+    if (this.hostId) s.hostId = this.hostId;
     const errors = new Map((this.lastDesiredErrors ?? []).map((e) => [e.peer, e]));
     s.peers = this.peers.map((p) => {
       const row: AgentStatus['peers'][number] = { node: p.nodeName, subnet: formatCidr(p.subnet), publicIP: p.publicIP, backend: p.backendType };
@@ -165,6 +177,7 @@ export class Agent implements HealthState {
     this.wakeOnConfig = undefined;
     if (signal.aborted) return;
 
+    this.hostId = loadHostId(hostIdFile(options.subnetFile));
     this.phase = 'acquiring a subnet lease';
     await this.retry('lease acquisition', signal, () => this.acquire());
     if (signal.aborted) return;
@@ -180,14 +193,14 @@ export class Agent implements HealthState {
 
   /** Retries `fn` with backoff until it succeeds or the agent stops; logs each failure once per attempt. */
   private async retry<T>(what: string, signal: AbortSignal, fn: () => T | Promise<T>): Promise<T | undefined> {
-    let delay = 500;
+    const backoff = new Backoff(STEP_BACKOFF);
     while (!signal.aborted) {
       try {
         return await fn();
       } catch (e) {
+        const delay = backoff.next();
         this.p.log.error({ err: (e as Error).message, retryInMs: delay }, `${what} failed`);
         await sleep(delay, signal);
-        delay = Math.min(delay * 2, 10_000);
       }
     }
     return undefined;
@@ -216,12 +229,23 @@ export class Agent implements HealthState {
       onInvalid: (bad) => this.p.log.warn({ key: bad.key, err: bad.error }, 'ignoring an invalid lease record'),
     });
     const provisional = this.localNode(undefined);
-    const lease = await this.leaseManager.acquire({
-      name: this.p.options.nodeName,
-      publicIP: formatIPv4(provisional.publicIP),
-      backendType: backend.name,
-      backendData: backend.leaseAttributes(provisional),
-    });
+    let lease: Lease;
+    try {
+      lease = await this.leaseManager.acquire({
+        name: this.p.options.nodeName,
+        ...(this.hostId === undefined ? {} : { hostId: this.hostId }),
+        publicIP: formatIPv4(provisional.publicIP),
+        backendType: backend.name,
+        backendData: backend.leaseAttributes(provisional),
+      });
+    } catch (e) {
+      if (isLeaseError(e, 'NodeNameConflict')) {
+        this.refused = `refused: ${e.message}`;
+        this.p.metrics.nodeNameConflicts.inc();
+      }
+      throw e;
+    }
+    this.refused = undefined;
     this.setLease(lease);
   }
 
@@ -241,16 +265,48 @@ export class Agent implements HealthState {
   }
 
   /** Follows the cluster config key; an invalid config is reported and the last good one kept. */
-  private async followConfig(signal: AbortSignal): Promise<void> {
-    try {
-      for await (const u of listWatch(this.p.store, CONFIG_KEY, signal, { maxBackoffMs: STORE_MAX_BACKOFF_MS, onRetry: (r) => this.onStoreRetry(r.error.message, r.attempt) })) {
-        if (u.kind === 'snapshot') this.onConfig(u.items.find((kv) => kv.key === CONFIG_KEY)?.value);
-        else if (u.event.type === 'put' && u.event.kv.key === CONFIG_KEY) this.onConfig(u.event.kv.value);
-        else if (u.event.type === 'delete' && u.event.key === CONFIG_KEY) this.onConfig(undefined);
+  private followConfig(signal: AbortSignal): Promise<void> {
+    return this.follow('config', CONFIG_KEY, signal, (u) => {
+      if (u.kind === 'snapshot') this.onConfig(u.items.find((kv) => kv.key === CONFIG_KEY)?.value);
+      else if (u.event.type === 'put' && u.event.kv.key === CONFIG_KEY) this.onConfig(u.event.kv.value);
+      else if (u.event.type === 'delete' && u.event.key === CONFIG_KEY) this.onConfig(undefined);
+    });
+  }
+
+  /**
+   * Runs one list-watch until the agent stops. listWatch itself retries every store failure; should
+   * the agent's own handling of an update throw, the watch is started again (a fresh snapshot) after a
+   * backoff instead of ending for good.
+   */
+  private async follow(watch: WatchName, prefix: string, signal: AbortSignal, apply: (u: ListWatchUpdate) => void): Promise<void> {
+    const { log } = this.p;
+    const restart = new Backoff({ initialMs: 200, maxMs: STORE_MAX_BACKOFF_MS });
+    this.setWatchLive(watch, false);
+    while (!signal.aborted) {
+      try {
+        for await (const u of listWatch(this.p.store, prefix, signal, {
+          maxBackoffMs: STORE_MAX_BACKOFF_MS,
+          onRetry: (r) => this.onStoreRetry(watch, r),
+          onResync: (r) => log.info({ watch, ...r }, `${watch} watch re-listed`),
+          onLive: (up, err) => this.setWatchLive(watch, up, err?.message),
+        })) {
+          apply(u);
+          restart.reset();
+        }
+      } catch (e) {
+        const delay = restart.next();
+        this.setWatchLive(watch, false, (e as Error).message);
+        log.error({ watch, err: (e as Error).message, retryInMs: delay }, `${watch} watch failed; starting it again from a fresh list`);
+        await sleep(delay, signal);
       }
-    } catch (e) {
-      this.p.log.error({ err: (e as Error).message }, 'config watch ended');
     }
+    this.setWatchLive(watch, false);
+  }
+
+  private setWatchLive(watch: WatchName, live: boolean, error?: string): void {
+    this.watches.set(watch, error === undefined ? { live } : { live, error });
+    this.p.metrics.watchUp.set({ watch }, live ? 1 : 0);
+    if (live) this.p.metrics.datastoreUp.set(1);
   }
 
   private onConfig(text: string | undefined): void {
@@ -279,37 +335,31 @@ export class Agent implements HealthState {
     this.config = parsed.config;
     this.configText = rendered;
     this.backend = bindBackend(parsed.config.backend);
+    if (parsed.config.backend.type === 'vxlan') this.fallbackVxlan = parsed.config.backend;
     this.wakeOnConfig?.();
     log.info({ config: JSON.parse(rendered) as unknown }, first ? 'cluster config' : 'cluster config changed');
     if (!first) this.scheduleReconcile('config changed');
   }
 
   /** Logs the first failure of an outage and then every tenth retry (a retry every 2 s at most). */
-  private onStoreRetry(message: string, attempt: number): void {
+  private onStoreRetry(watch: WatchName, r: ListWatchRetry): void {
     this.p.metrics.datastoreUp.set(0);
-    if (attempt === 1 || attempt % 10 === 0) this.p.log.warn({ err: message, attempt }, 'datastore unavailable; keeping the dataplane, retrying');
+    if (r.attempt === 1 || r.attempt % 10 === 0) {
+      this.p.log.warn({ watch, phase: r.phase, err: r.error.message, attempt: r.attempt, retryInMs: r.delayMs }, 'datastore unavailable; keeping the dataplane, retrying');
+    }
   }
 
-  private async followLeases(signal: AbortSignal): Promise<void> {
-    try {
-      for await (const u of listWatch(this.p.store, SUBNETS_PREFIX, signal, {
-        maxBackoffMs: STORE_MAX_BACKOFF_MS,
-        onRetry: (r) => this.onStoreRetry(r.error.message, r.attempt),
-        onResync: (r) => this.p.log.info(r, 'lease watch re-listed after compaction'),
-      })) {
-        this.p.metrics.datastoreUp.set(1);
-        if (u.kind === 'snapshot') {
-          this.leases.reset(u.items);
-          this.synced = true;
-        } else if (u.event.type === 'put') this.leases.put(u.event.kv);
-        else this.leases.delete(u.event.key);
-        // A snapshot holds everything: no need to wait for more events to coalesce.
-        if (u.kind === 'snapshot') this.scheduleReconcile('initial sync', 0);
-        else this.scheduleReconcile('lease change');
-      }
-    } catch (e) {
-      this.p.log.error({ err: (e as Error).message }, 'lease watch ended');
-    }
+  private followLeases(signal: AbortSignal): Promise<void> {
+    return this.follow('leases', SUBNETS_PREFIX, signal, (u) => {
+      if (u.kind === 'snapshot') {
+        this.leases.reset(u.items);
+        this.synced = true;
+      } else if (u.event.type === 'put') this.leases.put(u.event.kv);
+      else this.leases.delete(u.event.key);
+      // A snapshot holds everything: no need to wait for more events to coalesce.
+      if (u.kind === 'snapshot') this.scheduleReconcile('initial sync', 0);
+      else this.scheduleReconcile('lease change');
+    });
   }
 
   private async resyncLoop(signal: AbortSignal): Promise<void> {
@@ -342,6 +392,28 @@ export class Agent implements HealthState {
     }
   }
 
+  /**
+   * After a config change: republishes the lease attributes (backend type and data) when they differ
+   * from what the lease announces, and rewrites the subnet file (TWILL_MTU follows the backend and MTU).
+   * A failure is logged and retried by the next pass (the attributes still differ then).
+   */
+  private async publishAttributes(): Promise<void> {
+    const lease = this.lease;
+    const manager = this.leaseManager;
+    const backend = this.backend;
+    if (!lease || !manager || !backend || !this.local) return;
+    const want = { publicIP: formatIPv4(this.local.publicIP), backendType: backend.name, backendData: backend.leaseAttributes(this.local) };
+    if (!sameAttributes(lease, want)) {
+      try {
+        const next = await manager.renew(lease, want);
+        this.p.log.info({ from: lease.backendType, to: next.backendType, backendData: next.backendData }, 'lease attributes republished');
+        this.setLease(next);
+      } catch (e) {
+        this.p.log.warn({ err: (e as Error).message }, 'republishing the lease attributes failed; retrying on the next pass');
+      }
+    } else this.setLease(lease);
+  }
+
   /** Coalesces bursts of changes into one reconcile. */
   private scheduleReconcile(reason: string, delayMs = 50): void {
     if (this.reconcileTimer) return;
@@ -363,7 +435,14 @@ export class Agent implements HealthState {
     const diff = diffPeers(this.peers, peers);
     for (const line of describePeerDiff(diff)) log.info(`peer ${line}`);
     this.peers = peers;
-    const desired = this.backend.desiredState(this.local, peers.map(toBackendPeer).filter((p): p is BackendPeer => p !== undefined));
+    // Per peer, the path that peer can receive: a backend switch is live, peers may briefly differ.
+    const desired = perPeerDesiredState({
+      local: this.local,
+      peers: peers.map(toBackendPeer).filter((p): p is BackendPeer => p !== undefined),
+      config: this.config.backend,
+      fallbackVxlan: this.fallbackVxlan,
+      ...(this.lease ? { announced: this.lease.backendType } : {}),
+    });
     // Peer errors are logged when they appear (not on every periodic resync: that would repeat them forever).
     const known = new Set((this.lastDesiredErrors ?? []).map((e) => `${e.peer}|${e.code}|${e.message}`));
     for (const e of desired.errors) if (!known.has(`${e.peer}|${e.code}|${e.message}`)) log.warn({ peer: e.peer, code: e.code }, e.message);
@@ -373,6 +452,8 @@ export class Agent implements HealthState {
     this.p.ensureSysctl(IP_FORWARD, '1');
     const nft = await ensureAgentTable(this.p.asyncRunner, { clusterNetwork: this.config.network, nodeSubnet: this.local.subnet, ipMasq: true });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    // The new backend's receiving side is in place now: tell the peers (and the plugin: TWILL_MTU).
+    if (report.converged) await this.publishAttributes();
     metrics.reconcileDuration.observe(seconds);
     metrics.reconcileChanges.inc(report.changes + (nft.changed ? 1 : 0));
     metrics.peers.set(peers.length);
@@ -386,6 +467,11 @@ export class Agent implements HealthState {
     else if (reason === 'initial sync') log.info(summary, 'kernel in sync');
     else log.debug(summary, 'kernel in sync');
   }
+}
+
+function sameAttributes(a: LeaseAttributes, b: LeaseAttributes): boolean {
+  const ka = Object.keys(a.backendData);
+  return a.publicIP === b.publicIP && a.backendType === b.backendType && ka.length === Object.keys(b.backendData).length && ka.every((k) => a.backendData[k] === b.backendData[k]);
 }
 
 function toBackendPeer(p: Peer): BackendPeer | undefined {

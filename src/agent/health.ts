@@ -19,6 +19,17 @@ export class AgentMetrics {
   readonly leaseExpiry = new Gauge({ name: 'twill_lease_expiry_timestamp_seconds', help: 'When this node\'s subnet lease expires', registers: [this.registry] });
   readonly datastoreUp = new Gauge({ name: 'twill_datastore_up', help: '1 when the datastore watch is connected', registers: [this.registry] });
   readonly configErrors = new Counter({ name: 'twill_config_errors_total', help: 'Invalid cluster network configs seen', registers: [this.registry] });
+  readonly nodeNameConflicts = new Counter({
+    name: 'twill_node_name_conflicts_total',
+    help: 'Lease requests refused because another host holds this node name',
+    registers: [this.registry],
+  });
+  readonly watchUp = new Gauge({
+    name: 'twill_watch_up',
+    help: '1 while the datastore watch (config, leases) is established; 0 while it is being retried (/readyz fails then)',
+    labelNames: ['watch'],
+    registers: [this.registry],
+  });
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'twilld_' });
   }

@@ -98,14 +98,14 @@ export function interruptible(inner: Datastore): { store: Datastore; interrupt()
     update: (k, v, r, o) => inner.update(k, v, r, o),
     delete: (k, r) => inner.delete(k, r),
     close: () => inner.close(),
-    async *watch(prefix, fromRevision, signal) {
+    async *watch(prefix, fromRevision, signal, hooks) {
       const ac = new AbortController();
       const forward = (): void => ac.abort();
       signal.addEventListener('abort', forward, { once: true });
       open.add(ac);
       started += 1;
       try {
-        yield* inner.watch(prefix, fromRevision, ac.signal);
+        yield* inner.watch(prefix, fromRevision, ac.signal, hooks);
         if (!signal.aborted && ac.signal.aborted) throw new DatastoreError('Unavailable', 'test: watch interrupted');
       } finally {
         open.delete(ac);
@@ -224,6 +224,24 @@ export function datastoreContract(label: string, make: () => Promise<ContractSub
         }
       }));
 
+    it('watch: onEstablished is called once, when the store confirmed the watch', () =>
+      withSubject(async ({ store, prefix }) => {
+        const start = await store.list(prefix);
+        const ac = new AbortController();
+        let established = 0;
+        const it = store.watch(prefix, start.revision + 1, ac.signal, { onEstablished: () => (established += 1) })[Symbol.asyncIterator]();
+        try {
+          const next = it.next();
+          await eventually('the watch to be established', async () => established === 1, timeoutMs);
+          await store.create(`${prefix}e`, '1');
+          assert.equal(show(((await next) as IteratorYieldResult<WatchEvent>).value, prefix).replace(/@\d+$/, ''), 'put e=1');
+          assert.equal(established, 1);
+        } finally {
+          ac.abort();
+          await it.return?.();
+        }
+      }));
+
     it('watch: every change under the prefix, in order, with the revisions the writes returned', () =>
       withSubject(async ({ store, prefix }) => {
         const start = await store.list(prefix);
@@ -336,7 +354,7 @@ export function datastoreContract(label: string, make: () => Promise<ContractSub
           const a2 = await store.update(`${prefix}a`, String(sleeps.length + 1), a?.modRevision ?? 0);
           during.push(`put a=${a2.value}@${a2.modRevision}`);
         };
-        const it = listWatch(store, prefix, ac.signal, { sleep, initialBackoffMs: 10 })[Symbol.asyncIterator]();
+        const it = listWatch(store, prefix, ac.signal, { sleep, initialBackoffMs: 10, random: () => 0.999999 })[Symbol.asyncIterator]();
         try {
           assert.equal((await take(it, 1, timeoutMs))[0]?.kind, 'snapshot');
           const b = await store.create(`${prefix}b`, '1');

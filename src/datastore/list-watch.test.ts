@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rejectsWith, show, take } from './datastore-contract.js';
+import { show, take } from './datastore-contract.js';
 import { diffSnapshot, listWatch, type ListWatchUpdate } from './list-watch.js';
 import { MemoryDatastore } from './memory/memory-store.js';
 import { DatastoreError, type Datastore, type KeyValue, type WatchEvent } from './types.js';
@@ -63,7 +63,7 @@ describe('listWatch on MemoryDatastore', () => {
       outageWrites = 3;
     };
     const updates: ListWatchUpdate[] = [];
-    const it = listWatch(s, P, ac.signal, { sleep, initialBackoffMs: 10, maxBackoffMs: 50 })[Symbol.asyncIterator]();
+    const it = listWatch(s, P, ac.signal, { sleep, initialBackoffMs: 10, maxBackoffMs: 50, random: () => 0.999999 })[Symbol.asyncIterator]();
     updates.push(...(await take(it, 1, 1000)));
     await s.create(`${P}b`, '1');
     updates.push(...(await take(it, 1, 1000)));
@@ -159,14 +159,108 @@ describe('listWatch on MemoryDatastore', () => {
     assert.equal(s.watchCount, 0);
   });
 
-  it('errors other than Unavailable/Compacted reach the consumer', async () => {
+  it('errors the store does not define (list and watch) are retried with backoff, then re-listed; the watch goes on', async () => {
     const s = new MemoryDatastore();
-    const broken: Datastore = Object.assign(Object.create(s) as MemoryDatastore, {
-      list: async () => {
-        throw new DatastoreError('Conflict', 'weird');
+    await s.create(`${P}a`, '1');
+    let listFailures = 2;
+    let watchFailures = 1;
+    const delays: number[] = [];
+    const retries: string[] = [];
+    const live: boolean[] = [];
+    const flaky: Datastore = Object.assign(Object.create(s) as MemoryDatastore, {
+      list: async (prefix: string) => {
+        if (listFailures > 0) {
+          listFailures -= 1;
+          throw listFailures === 1 ? new DatastoreError('Conflict', 'weird') : new TypeError('store bug');
+        }
+        return s.list(prefix);
+      },
+      watch: (prefix: string, from: number, signal: AbortSignal, hooks?: { onEstablished?: () => void }) => {
+        if (watchFailures > 0) {
+          watchFailures -= 1;
+          return (async function* () {
+            hooks?.onEstablished?.();
+            await s.create(`${P}b`, 'made while the watch broke');
+            throw new RangeError('decoder bug');
+          })();
+        }
+        return s.watch(prefix, from, signal, hooks);
       },
     });
-    await rejectsWith('Conflict', () => listWatch(broken, P, new AbortController().signal)[Symbol.asyncIterator]().next());
+    const ac = new AbortController();
+    const it = listWatch(flaky, P, ac.signal, {
+      sleep: async (ms) => void delays.push(ms),
+      initialBackoffMs: 100,
+      maxBackoffMs: 1000,
+      random: () => 0.999999,
+      onRetry: (r) => retries.push(`${r.phase}:${r.error.name}:${r.attempt}`),
+      onLive: (up) => live.push(up),
+    })[Symbol.asyncIterator]();
+    const got = await take(it, 2, 1000);
+    assert.deepEqual(got.map(label), ['snapshot[a]@2', '~put b=made while the watch broke@3']);
+    assert.deepEqual(retries, ['list:DatastoreError:1', 'list:TypeError:2', 'watch:RangeError:3']);
+    assert.deepEqual(delays, [100, 200, 400]);
+    await s.create(`${P}c`, '1');
+    assert.deepEqual((await take(it, 1, 1000)).map(label), ['put c=1@4']);
+    assert.deepEqual(live, [true, false, true]);
+    ac.abort();
+  });
+
+  it('repeated compaction: the first re-list is immediate, the next ones back off (and the delays grow)', async () => {
+    let lists = 0;
+    const delays: number[] = [];
+    const compacting: Datastore = {
+      get: async () => undefined,
+      list: async () => {
+        lists += 1;
+        return { items: [], revision: 10 * lists };
+      },
+      create: async () => assert.fail('unused'),
+      update: async () => assert.fail('unused'),
+      delete: async () => assert.fail('unused'),
+      close: async () => undefined,
+      async *watch(_prefix, from) {
+        throw new DatastoreError('Compacted', `${from} is compacted`);
+      },
+    };
+    const ac = new AbortController();
+    const it = listWatch(compacting, P, ac.signal, {
+      sleep: async (ms) => {
+        delays.push(ms);
+        if (delays.length >= 4) ac.abort();
+      },
+      initialBackoffMs: 100,
+      maxBackoffMs: 1000,
+      random: () => 0.999999,
+    })[Symbol.asyncIterator]();
+    await take(it, 1, 1000);
+    assert.deepEqual(await it.next(), { done: true, value: undefined });
+    assert.deepEqual(delays, [100, 200, 400, 800]);
+    assert.equal(lists, 5, 'snapshot, one immediate re-list, then one re-list per backoff');
+  });
+
+  it('onLive follows the watch: up once established, down during an outage, up again after it', async () => {
+    const s = new MemoryDatastore();
+    const live: boolean[] = [];
+    const ac = new AbortController();
+    let release: () => void = () => undefined;
+    const it = listWatch(s, P, ac.signal, {
+      sleep: () => new Promise<void>((r) => (release = r)),
+      onLive: (up) => live.push(up),
+    })[Symbol.asyncIterator]();
+    await take(it, 1, 1000);
+    const pending = it.next();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(live, [true]);
+    s.setUnavailable(true);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(live, [true, false]);
+    s.setUnavailable(false);
+    release();
+    await s.create(`${P}a`, '1');
+    assert.equal(label(((await pending) as IteratorYieldResult<ListWatchUpdate>).value), 'put a=1@2');
+    assert.deepEqual(live, [true, false, true]);
+    ac.abort();
   });
 });
 

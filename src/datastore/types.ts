@@ -27,6 +27,10 @@ export interface PutOptions {
   ttlSeconds?: number;
 }
 
+export interface WatchHooks {
+  onEstablished?: () => void;
+}
+
 export interface Datastore {
   get(key: string): Promise<KeyValue | undefined>;
   list(prefix: string): Promise<ListResult>;
@@ -39,8 +43,9 @@ export interface Datastore {
   /**
    * Changes under `prefix` after `fromRevision` (exclusive of earlier ones), in order, until `signal`
    * aborts. Throws DatastoreError(Compacted) when `fromRevision` was compacted away: re-list then.
+   * `hooks.onEstablished` is called once the store confirmed the watch (etcd: the `created` response).
    */
-  watch(prefix: string, fromRevision: number, signal: AbortSignal): AsyncIterable<WatchEvent>;
+  watch(prefix: string, fromRevision: number, signal: AbortSignal, hooks?: WatchHooks): AsyncIterable<WatchEvent>;
   close(): Promise<void>;
 }
 

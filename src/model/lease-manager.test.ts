@@ -290,3 +290,75 @@ describe('LeaseManager.renew / renewDueAt / release', () => {
     assert.equal((await stored(store, l3)).nodeName, 'b');
   });
 });
+
+describe('LeaseManager node identity', () => {
+  const host = (name: string, n: number, hostId: string | undefined): NodeLeaseRequest => ({ ...node(name, n), ...(hostId === undefined ? {} : { hostId }) });
+
+  it('a second host with the same node name is refused (NodeNameConflict) and the first keeps its lease untouched', async () => {
+    const { store, manager } = setup();
+    const first = await manager(1).acquire(host('node-a', 1, 'host-one'));
+    const before = await store.get(first.key);
+    await assert.rejects(manager(2).acquire(host('node-a', 2, 'host-two')), (e: unknown) => {
+      assert.ok(isLeaseError(e, 'NodeNameConflict'));
+      assert.match(e.message, /node name node-a is held by another host: lease 10\.244\.\d+\.0\/24 of 192\.0\.2\.1 \(host id host-one\)/);
+      assert.match(e.message, /this host is 192\.0\.2\.2 \(host id host-two\)/);
+      return true;
+    });
+    assert.deepEqual(await store.get(first.key), before, 'the first lease is unchanged');
+    assert.equal((await store.list(SUBNETS_PREFIX)).items.length, 1, 'nothing was written');
+    // The first host renews as before.
+    const renewed = await manager(1).renew(first);
+    assert.equal(renewed.hostId, 'host-one');
+  });
+
+  it('the same host is accepted: same host id (new address), same address (id file lost), or a lease of an older agent', async () => {
+    const { manager } = setup();
+    const a = await manager(1).acquire(host('node-a', 1, 'host-one'));
+    const moved = await manager(2).acquire(host('node-a', 7, 'host-one'));
+    assert.equal(formatCidr(moved.subnet), formatCidr(a.subnet));
+    assert.equal(moved.publicIP, '192.0.2.7');
+    const rebooted = await manager(3).acquire(host('node-a', 7, 'host-new'));
+    assert.equal(formatCidr(rebooted.subnet), formatCidr(a.subnet));
+    assert.equal(rebooted.hostId, 'host-new');
+    const legacy = await manager(4).acquire(host('node-b', 3, undefined));
+    assert.equal(legacy.hostId, undefined);
+    const upgraded = await manager(5).acquire(host('node-b', 3, 'host-three'));
+    assert.equal(formatCidr(upgraded.subnet), formatCidr(legacy.subnet));
+  });
+
+  it('an expired lease of another host does not block the name', async () => {
+    const { clock, store, manager } = setup(CFG16, { ttlSeconds: 60 });
+    store.expire = () => 0; // the key outlives its expiry (etcd keeps it until the TTL sweep)
+    const a = await manager(1).acquire(host('node-a', 1, 'host-one'));
+    clock.advance(30);
+    await assert.rejects(manager(2).acquire(host('node-a', 2, 'host-two')), (e: unknown) => isLeaseError(e, 'NodeNameConflict'));
+    clock.advance(31);
+    const b = await manager(2).acquire(host('node-a', 2, 'host-two'));
+    assert.equal((await stored(store, b)).hostId, 'host-two');
+    assert.equal(b.key, a.key, 'the expired key of the name is re-taken');
+  });
+
+  it('two hosts racing for one name from the same list: exactly one keeps it, the other is refused and leaves nothing', async () => {
+    for (let round = 0; round < 20; round++) {
+      const { store, manager } = setup();
+      const results = await Promise.allSettled([manager(round * 2 + 1).acquire(host('node-a', 1, 'host-one')), manager(round * 2 + 2).acquire(host('node-a', 2, 'host-two'))]);
+      const won = results.filter((r) => r.status === 'fulfilled');
+      const refused = results.filter((r) => r.status === 'rejected');
+      assert.equal(won.length, 1, `round ${round}: ${JSON.stringify(results.map((r) => r.status))}`);
+      assert.ok(refused.every((r) => isLeaseError(r.reason, 'NodeNameConflict')), String(refused[0]?.reason));
+      const left = (await store.list(SUBNETS_PREFIX)).items;
+      assert.equal(left.length, 1, `round ${round}: ${left.length} leases left`);
+    }
+  });
+
+  it('renew with attributes publishes a new backend in place (same key, new revision)', async () => {
+    const { store, manager } = setup();
+    const m = manager(1);
+    const a = await m.acquire(host('node-a', 1, 'host-one'));
+    const b = await m.renew(a, { publicIP: a.publicIP, backendType: 'host-gw', backendData: {} });
+    assert.equal(b.key, a.key);
+    assert.ok(b.modRevision > a.modRevision);
+    const s = await stored(store, b);
+    assert.deepEqual([s.backendType, s.backendData, s.hostId], ['host-gw', {}, 'host-one']);
+  });
+});

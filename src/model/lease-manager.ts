@@ -16,6 +16,12 @@
  * Keys that hold invalid values are reported through `onInvalid` and treated as occupied (never
  * overwritten, never fatal). After success, other leases under the same node name (e.g. from an
  * older config) are deleted by CAS, best effort, so a node never advertises two subnets.
+ *
+ * Node identity: before step 1, a live (unexpired) lease under this node name written by another
+ * host (`sameHost` false: other host id and other public IP) refuses the request with
+ * LeaseError('NodeNameConflict'): the first host keeps its lease, nothing is written. Two hosts that
+ * list at the same moment both write; each then re-lists, and the one whose lease is younger (higher
+ * modRevision) releases it and is refused, so exactly one keeps the name.
  */
 import { LEASE_RENEW_MARGIN_SECONDS, LEASE_TTL_SECONDS, SUBNETS_PREFIX } from '../common/constants.js';
 import { isDatastoreError, type Datastore, type KeyValue } from '../datastore/types.js';
@@ -26,6 +32,7 @@ import {
   inConfigRange,
   isExpired,
   leaseKey,
+  sameHost,
   parseLease,
   parseLeases,
   renderLeaseValue,
@@ -35,7 +42,7 @@ import {
   type ParsedLeases,
 } from './lease.js';
 
-export type LeaseErrorCode = 'SubnetsExhausted' | 'LeaseLost' | 'AcquireContention';
+export type LeaseErrorCode = 'SubnetsExhausted' | 'LeaseLost' | 'AcquireContention' | 'NodeNameConflict';
 
 export class LeaseError extends Error {
   constructor(
@@ -55,6 +62,8 @@ export function isLeaseError(e: unknown, code?: LeaseErrorCode): e is LeaseError
 /** The node asking for a lease. */
 export interface NodeLeaseRequest extends LeaseAttributes {
   readonly name: string;
+  /** This host's identity (src/agent/host-id.ts); without one, no conflict can be detected. */
+  readonly hostId?: string;
 }
 
 export interface LeaseManagerOptions {
@@ -117,16 +126,22 @@ export class LeaseManager {
       }
       const lease = await this.tryAcquire(node, leases, invalid);
       if (lease !== undefined) {
-        await this.dropOtherLeases(node.name, lease, leases);
+        await this.dropOtherLeases(node, lease, leases);
+        await this.settleNameRace(node, lease);
         return lease;
       }
     }
     throw new LeaseError('AcquireContention', `no subnet lease for node ${node.name} after ${this.maxAttempts} attempts (lost every race)`);
   }
 
-  /** Extends the expiry (CAS). Re-creates the key if the store expired it; 'LeaseLost' if another node owns it now. */
-  async renew(lease: Lease): Promise<Lease> {
-    let current: Lease = lease;
+  /**
+   * Extends the expiry (CAS), and publishes new attributes when given (a backend change: peers see
+   * the new backend type/data at once). Re-creates the key if the store expired it; 'LeaseLost' if
+   * another node owns it now.
+   */
+  async renew(lease: Lease, attributes?: LeaseAttributes): Promise<Lease> {
+    const base: Lease = attributes === undefined ? lease : { ...lease, publicIP: attributes.publicIP, backendType: attributes.backendType, backendData: { ...attributes.backendData } };
+    let current: Lease = base;
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       const next = this.withExpiry(current);
       try {
@@ -141,8 +156,8 @@ export class LeaseManager {
       const kv = await this.store.get(lease.key);
       if (kv === undefined) return this.recreate(this.withExpiry(current));
       const parsed = parseLease(kv);
-      if (!parsed.ok || parsed.lease.nodeName !== lease.nodeName) throw this.lost(lease);
-      current = { ...lease, modRevision: parsed.lease.modRevision };
+      if (!parsed.ok || parsed.lease.nodeName !== lease.nodeName || !sameHost(parsed.lease, lease)) throw this.lost(lease);
+      current = { ...base, modRevision: parsed.lease.modRevision };
     }
     throw new LeaseError('AcquireContention', `could not renew ${formatCidr(lease.subnet)} after ${this.maxAttempts} attempts`);
   }
@@ -175,6 +190,8 @@ export class LeaseManager {
   /** One attempt on one list; undefined = lost a race, list again. */
   private async tryAcquire(node: NodeLeaseRequest, leases: Lease[], invalid: InvalidLease[]): Promise<Lease | undefined> {
     const now = this.now();
+    const holder = this.otherHost(node, leases);
+    if (holder !== undefined) throw this.conflict(node, holder);
     const own = leases
       .filter((l) => l.nodeName === node.name && inConfigRange(this.config, l.subnet))
       .sort((a, b) => b.expiresAt - a.expiresAt)[0];
@@ -230,9 +247,35 @@ export class LeaseManager {
     return { ...lease, modRevision: kv.modRevision };
   }
 
-  private async dropOtherLeases(nodeName: string, kept: Lease, leases: Lease[]): Promise<void> {
+  /** A live lease under this node name that another host wrote. */
+  private otherHost(node: NodeLeaseRequest, leases: readonly Lease[], except?: string): Lease | undefined {
+    const now = this.now();
+    return leases
+      .filter((l) => l.nodeName === node.name && l.key !== except && !isExpired(l, now) && !sameHost(l, { publicIP: node.publicIP, ...(node.hostId === undefined ? {} : { hostId: node.hostId }) }))
+      .sort((a, b) => a.modRevision - b.modRevision)[0];
+  }
+
+  /** Two hosts wrote leases for one name from the same list: the younger lease is released and refused. */
+  private async settleNameRace(node: NodeLeaseRequest, mine: Lease): Promise<void> {
+    const { leases } = await this.list();
+    const holder = this.otherHost(node, leases, mine.key);
+    if (holder === undefined || holder.modRevision > mine.modRevision) return;
+    await this.release(mine);
+    throw this.conflict(node, holder);
+  }
+
+  private conflict(node: NodeLeaseRequest, holder: Lease): LeaseError {
+    return new LeaseError(
+      'NodeNameConflict',
+      `node name ${node.name} is held by another host: lease ${formatCidr(holder.subnet)} of ${holder.publicIP} (host id ${holder.hostId ?? '-'}), ` +
+        `valid until ${new Date(holder.expiresAt).toISOString()}; this host is ${node.publicIP} (host id ${node.hostId ?? '-'}). ` +
+        `Start this host with another node name, or stop the other host and delete its lease (${holder.key})`,
+    );
+  }
+
+  private async dropOtherLeases(node: NodeLeaseRequest, kept: Lease, leases: Lease[]): Promise<void> {
     for (const stale of leases) {
-      if (stale.nodeName !== nodeName || stale.key === kept.key) continue;
+      if (stale.nodeName !== node.name || stale.key === kept.key || this.otherHost(node, [stale]) !== undefined) continue;
       try {
         await this.store.delete(stale.key, stale.modRevision);
       } catch (e) {
@@ -251,6 +294,7 @@ export class LeaseManager {
       backendData: { ...node.backendData },
       expiresAt: this.now() + this.ttlSeconds * 1000,
       modRevision,
+      ...(node.hostId === undefined ? {} : { hostId: node.hostId }),
     };
   }
 

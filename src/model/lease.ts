@@ -3,7 +3,11 @@
  *
  *   key   SUBNETS_PREFIX + '10.244.1.0-24'
  *   value {"subnet":"10.244.1.0/24","nodeName":"node-a","publicIP":"192.0.2.10","backendType":"vxlan",
- *          "backendData":{"vtepMAC":"0e:..."},"expiresAt":"2024-01-01T00:00:00.000Z"}
+ *          "backendData":{"vtepMAC":"0e:..."},"expiresAt":"2024-01-01T00:00:00.000Z","hostId":"3f2a..."}
+ *
+ * `hostId` names the host that holds the node name (see src/agent/host-id.ts): a second host that
+ * starts with the same name is refused instead of taking the lease over (LeaseManager). Leases
+ * written by agents that predate it have none.
  *
  * Values come from the datastore, so they are validated: a bad record is reported (ParsedLeases.invalid)
  * and ignored, never thrown. Unknown extra fields are dropped, so newer agents may add some.
@@ -30,6 +34,8 @@ export interface Lease extends LeaseAttributes {
   readonly key: string;
   readonly subnet: Cidr;
   readonly nodeName: string;
+  /** The identity of the host holding the node name; absent in leases of older agents. */
+  readonly hostId?: string;
   /** Expiry, epoch milliseconds (stored as ISO text). Valid while now < expiresAt. */
   readonly expiresAt: number;
   /** modRevision of the key when read or written: the CAS token for renew/release. */
@@ -44,6 +50,7 @@ export interface LeaseRecord {
   backendType: string;
   backendData: Record<string, string>;
   expiresAt: string;
+  hostId?: string;
 }
 
 export interface InvalidLease {
@@ -60,6 +67,9 @@ export interface ParsedLeases {
   readonly invalid: InvalidLease[];
 }
 
+/** What a host id may look like (a UUID, a machine-id, ...). */
+export const HOST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
 const LeaseValue = z.object({
   subnet: z.string(),
   nodeName: z.string().min(1, { error: 'must not be empty' }).max(253, { error: 'is longer than 253 characters' }),
@@ -67,6 +77,7 @@ const LeaseValue = z.object({
   backendType: z.string().min(1, { error: 'must not be empty' }),
   backendData: z.record(z.string(), z.string()),
   expiresAt: z.iso.datetime({ offset: true, error: 'is not an ISO 8601 date-time' }),
+  hostId: z.string().regex(HOST_ID_PATTERN, { error: 'is not a host id (1-64 letters, digits, - or _)' }).optional(),
 });
 
 /** `10.244.1.0/24` -> `/twill/subnets/10.244.1.0-24`. */
@@ -94,6 +105,7 @@ export function renderLeaseValue(lease: Omit<Lease, 'key' | 'modRevision'>): str
     backendData: { ...lease.backendData },
     expiresAt: new Date(lease.expiresAt).toISOString(),
   };
+  if (lease.hostId !== undefined) record.hostId = lease.hostId;
   return JSON.stringify(record);
 }
 
@@ -122,6 +134,7 @@ export function parseLease(kv: KeyValue): LeaseParse {
       backendData: r.data.backendData,
       expiresAt: Date.parse(r.data.expiresAt),
       modRevision: kv.modRevision,
+      ...(r.data.hostId === undefined ? {} : { hostId: r.data.hostId }),
     },
   };
 }
@@ -136,6 +149,15 @@ export function parseLeases(items: readonly KeyValue[]): ParsedLeases {
     else invalid.push(r.subnet === undefined ? { key: r.key, error: r.error } : { key: r.key, subnet: r.subnet, error: r.error });
   }
   return { leases, invalid };
+}
+
+/**
+ * Whether a lease under a node name may have been written by `host` (then taking it over is a restart
+ * of that node, not a second host): the same host id, or the same public IP (a host whose id file was
+ * lost, e.g. /run after a reboot, keeps its address), or a lease or request without a host id (older agents).
+ */
+export function sameHost(lease: Pick<Lease, 'hostId' | 'publicIP'>, host: { hostId?: string; publicIP: string }): boolean {
+  return lease.hostId === undefined || host.hostId === undefined || lease.hostId === host.hostId || lease.publicIP === host.publicIP;
 }
 
 /** A lease is valid strictly before its expiresAt. */

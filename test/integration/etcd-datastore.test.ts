@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { datastoreContract, eventually, rejectsWith, show, take, within } from '../../src/datastore/datastore-contract.js';
 import { EtcdDatastore } from '../../src/datastore/etcd/etcd-store.js';
 import { listWatch, type ListWatchRetry, type ListWatchUpdate } from '../../src/datastore/list-watch.js';
+import { isDatastoreError } from '../../src/datastore/types.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -141,7 +142,7 @@ describe('EtcdDatastore on a real etcd', () => {
       await rejectsWith('Unavailable', () => writer.get(`${P}a`));
       await sleep(5000 - (Date.now() - down));
       assert.ok(retries.length >= 3, `listWatch kept retrying while etcd was down (${retries.length} retries)`);
-      assert.ok(retries.every((r) => r.error.kind === 'Unavailable' && r.delayMs <= 1000));
+      assert.ok(retries.every((r) => isDatastoreError(r.error, 'Unavailable') && r.delayMs <= 1000));
 
       await server.start();
       const up = Date.now();

@@ -213,12 +213,12 @@ export function peersOf(state: LabState, node: string, exclude: string[] = []): 
     .map((n) => ({ name: n.name, address: n.address, subnet: subnetOf(state, n.name) }));
 }
 
-/** GET http://127.0.0.1:9402<urlPath> inside a node netns (the agent listens on the node's loopback). */
-export function agentGet(netns: string, urlPath: string): { status: number; body: string } {
+/** GET http://127.0.0.1:<port><urlPath> inside a node netns (the agent listens on the node's loopback, 9402). */
+export function agentGet(netns: string, urlPath: string, port = 9402): { status: number; body: string } {
   const script =
     'fetch(process.argv[1]).then(async (r) => { process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })); },' +
     ' (e) => { process.stdout.write(JSON.stringify({ status: 0, body: String(e) })); })';
-  const r = spawnSync('nsenter', [`--net=/run/netns/${netns}`, process.execPath, '-e', script, `http://127.0.0.1:9402${urlPath}`], {
+  const r = spawnSync('nsenter', [`--net=/run/netns/${netns}`, process.execPath, '-e', script, `http://127.0.0.1:${port}${urlPath}`], {
     encoding: 'utf8',
     timeout: 15_000,
     env: { ...process.env, NODE_EXTRA_CA_CERTS: '' },

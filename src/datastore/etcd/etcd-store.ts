@@ -41,6 +41,7 @@ import {
   type ListResult,
   type PutOptions,
   type WatchEvent,
+  type WatchHooks,
 } from '../types.js';
 
 export interface EtcdTls {
@@ -236,7 +237,7 @@ export class EtcdDatastore implements Datastore {
     await this.call('compact', () => this.client.kv.compact({ revision, physical: true }));
   }
 
-  async *watch(prefix: string, fromRevision: number, signal: AbortSignal): AsyncIterable<WatchEvent> {
+  async *watch(prefix: string, fromRevision: number, signal: AbortSignal, hooks?: WatchHooks): AsyncIterable<WatchEvent> {
     if (signal.aborted) return;
     const stream = await this.call('watch', () => this.client.watchClient.watch());
     const queue = new AsyncQueue<WatchEvent>();
@@ -253,6 +254,7 @@ export class EtcdDatastore implements Datastore {
       if (res.created) {
         created = true;
         clearTimeout(dialTimer);
+        if (Number(res.compact_revision) <= 0) hooks?.onEstablished?.();
       }
       if (Number(res.compact_revision) > 0) {
         queue.fail(

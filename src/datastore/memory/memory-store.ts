@@ -20,6 +20,7 @@ import {
   type ListResult,
   type PutOptions,
   type WatchEvent,
+  type WatchHooks,
 } from '../types.js';
 
 export interface Clock {
@@ -178,7 +179,7 @@ export class MemoryDatastore implements Datastore {
     this.remove(key);
   }
 
-  async *watch(prefix: string, fromRevision: number, signal: AbortSignal): AsyncIterable<WatchEvent> {
+  async *watch(prefix: string, fromRevision: number, signal: AbortSignal, hooks?: WatchHooks): AsyncIterable<WatchEvent> {
     if (signal.aborted) return;
     this.check();
     const from = fromRevision > 0 ? fromRevision : this.revision + 1;
@@ -190,6 +191,7 @@ export class MemoryDatastore implements Datastore {
     for (const ev of this.history) if (ev.revision >= from && keyOf(ev).startsWith(prefix)) w.queue.push(copyEvent(ev));
     this.watchers.add(w);
     this.updateSweeper();
+    hooks?.onEstablished?.();
     const onAbort = (): void => w.queue.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
