@@ -53,7 +53,7 @@ function foreign(s: FakeState): unknown {
 async function applyDiff(k: FakeKernel, desired: DesiredState): Promise<string[]> {
   const d = computeDiff(desired, await k.read());
   assert.deepEqual(d.rejected, []);
-  for (const b of batches(d.commands)) assert.deepEqual(await k.execute(b.program, b.lines), []);
+  for (const b of batches(d.commands)) assert.deepEqual(await k.execute(b.program, b.commands.map((c) => c.line)), []);
   return d.commands.map((c) => c.line);
 }
 

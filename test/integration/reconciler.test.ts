@@ -12,6 +12,7 @@ import type { LocalNode, Peer } from '../../src/backends/types.js';
 import { vtepMacFor } from '../../src/backends/vxlan.js';
 import { Reconciler, type ApplyReport } from '../../src/dataplane/reconciler.js';
 import { systemKernel } from '../../src/dataplane/system-kernel.js';
+import type { KernelPort } from '../../src/dataplane/state.js';
 import type { BackendConfig } from '../../src/model/cluster-config.js';
 import { parseIPv4 } from '../../src/net/ipv4.js';
 import { must, ping, sh, withScope, type Scope } from './harness.js';
@@ -227,6 +228,39 @@ describe('reconciler in namespaces', () => {
       assert.match(dr.commands[0] ?? '', /^ip: link add twill\.1 /);
       assert.equal((await apply(a, { ...VXLAN, directRouting: true } as BackendConfig, [peerOf(b, VXLAN)])).changes, 0);
       assert.ok(ping(a.pod, '10.244.2.2'), 'DirectRouting');
+    });
+  });
+
+  it('one neighbour the kernel refuses does not starve the others: it is named, all later objects are applied', async () => {
+    await withScope(async (s) => {
+      if (!vxlanSupported(s)) return;
+      const [a, b] = twoNodes(s);
+      const fake = (n: number): Peer => ({ ...peerOf(b, VXLAN), name: `node${n}`, publicIP: ip(`192.0.2.${n}`), subnet: { network: ip(`10.244.${n}.0`), prefix: 24 }, backendData: { vtepMac: vtepMacFor(ip(`192.0.2.${n}`)) } });
+      await apply(a, VXLAN, [peerOf(b, VXLAN), fake(3), fake(4)]);
+      await apply(b, VXLAN, [peerOf(a, VXLAN)]);
+      // The read reports one permanent neighbour the kernel no longer has (gone between read and
+      // write): its `neigh del` is refused by the real kernel and makes the real `ip` exit mid-batch,
+      // before the other neighbour lines of the batch.
+      const real = systemKernel({ netns: `/run/netns/${a.ns}` });
+      const phantom = { dev: 'twill.1', ip: ip('10.244.99.0'), mac: '0e:00:00:00:00:99', permanent: true };
+      const kernel: KernelPort = { read: async () => { const st = await real.read(); return { ...st, neighbours: [phantom, ...st.neighbours] }; }, execute: (p, l) => real.execute(p, l) };
+      const reconciler = new Reconciler(kernel);
+      const desired = bindBackend(VXLAN).desiredState(a.local, [peerOf(b, VXLAN), fake(5)]);
+      const report = await reconciler.apply(desired);
+      const bad = 'ip: neigh del 10.244.99.0 dev twill.1';
+      assert.deepEqual(report.errors.map((e) => [e.line, e.kind]), [[bad, 'neigh']], JSON.stringify(report, null, 1));
+      assert.match(report.errors[0]?.message ?? '', /^ip: neigh del 10\.244\.99\.0 dev twill\.1: RTNETLINK answers: No such file or directory$/);
+      assert.deepEqual(report.pending, [bad]);
+      const neigh = must(['ip', '-n', a.ns, 'neigh', 'show', 'dev', 'twill.1', 'nud', 'permanent']);
+      assert.doesNotMatch(neigh, /10\.244\.[34]\.0 /, 'the neighbours after the refused one were removed');
+      assert.match(neigh, /10\.244\.5\.0 lladdr/, 'the new peer\'s neighbour is in place');
+      assert.match(must(['ip', '-n', a.ns, 'route', 'show', '10.244.5.0/24']), /via 10\.244\.5\.0 dev twill\.1/);
+      assert.equal(must(['ip', '-n', a.ns, 'route', 'show', '10.244.3.0/24']), '');
+      assert.ok(ping(a.pod, '10.244.2.2'), 'the real peer still works');
+      // The next apply retries it alone: nothing else is sent, nothing aborts.
+      const again = await reconciler.apply(desired);
+      assert.deepEqual(again.commands, [bad]);
+      assert.equal(again.errors.length, 1);
     });
   });
 
