@@ -242,9 +242,12 @@ describe('reconciler in namespaces', () => {
     });
   });
 
-  it('one neighbour the kernel refuses does not starve the others: it is named, all later objects are applied', async () => {
+  it('one neighbour the kernel refuses does not starve the others: it is named, all later objects are applied', async (t) => {
     await withScope(async (s) => {
-      if (!vxlanSupported(s)) return;
+      if (!vxlanSupported(s)) {
+        t.skip('this kernel cannot create vxlan devices');
+        return;
+      }
       const [a, b] = twoNodes(s);
       const fake = (n: number): Peer => ({ ...peerOf(b, VXLAN), name: `node${n}`, publicIP: ip(`192.0.2.${n}`), subnet: { network: ip(`10.244.${n}.0`), prefix: 24 }, backendData: { vtepMac: vtepMacFor(ip(`192.0.2.${n}`)) } });
       await apply(a, VXLAN, [peerOf(b, VXLAN), fake(3), fake(4)]);
