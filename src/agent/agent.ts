@@ -32,6 +32,7 @@ import type { AgentMetrics, HealthState } from './health.js';
 import { hostIdFile, loadHostId } from './host-id.js';
 import { detectUnderlay, type Underlay } from './local-node.js';
 import { ensureAgentTable } from './nft-table.js';
+import { recordObjectFailures } from './object-failures.js';
 import type { AgentOptions } from './options.js';
 import { LeaseSet } from './lease-set.js';
 import { writeSubnetFile } from './subnet-file.js';
@@ -449,6 +450,7 @@ export class Agent implements HealthState {
     this.lastDesiredErrors = desired.errors.map((e) => ({ peer: e.peer, code: e.code, message: e.message }));
     const t0 = process.hrtime.bigint();
     const report = await this.reconciler.apply(desired);
+    recordObjectFailures(report, metrics, log);
     this.p.ensureSysctl(IP_FORWARD, '1');
     const nft = await ensureAgentTable(this.p.asyncRunner, { clusterNetwork: this.config.network, nodeSubnet: this.local.subnet, ipMasq: true });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;

@@ -15,6 +15,13 @@ export class AgentMetrics {
     registers: [this.registry],
   });
   readonly reconcileChanges = new Counter({ name: 'twill_reconcile_changes_total', help: 'Kernel objects written by reconcile', registers: [this.registry] });
+  readonly objectsFailing = new Gauge({
+    name: 'twill_kernel_objects_failing',
+    help: 'Kernel objects (by kind: link, addr, neigh, fdb, route) the last reconcile could not apply',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly objectFailures = new Counter({ name: 'twill_kernel_object_failures_total', help: 'Failed kernel object writes, by kind', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly reconcileErrors = new Counter({ name: 'twill_reconcile_errors_total', help: 'Reconcile passes that failed or left differences', registers: [this.registry] });
   readonly leaseExpiry = new Gauge({ name: 'twill_lease_expiry_timestamp_seconds', help: 'When this node\'s subnet lease expires', registers: [this.registry] });
   readonly datastoreUp = new Gauge({ name: 'twill_datastore_up', help: '1 when the datastore watch is connected', registers: [this.registry] });

@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { spawnAsyncRunner } from '../dataplane/async-command.js';
 import { spawnRunner } from '../dataplane/command.js';
 import { ensureSysctl } from '../dataplane/host-facts.js';
+import { ensureRtProtos } from '../dataplane/rt-protos.js';
 import { systemKernel } from '../dataplane/system-kernel.js';
 import { EtcdDatastore, type EtcdTls } from '../datastore/etcd/etcd-store.js';
 import { startCniServer } from '../cni/server.js';
@@ -27,6 +28,13 @@ if (options.etcdCa) {
   tls = { ca: readFileSync(options.etcdCa) };
   if (options.etcdCert) tls.cert = readFileSync(options.etcdCert);
   if (options.etcdKey) tls.key = readFileSync(options.etcdKey);
+}
+try {
+  const rp = ensureRtProtos();
+  if ('skipped' in rp) log.warn({ path: rp.path, reason: rp.skipped }, 'route protocol names not registered (ip route shows 84/85)');
+  else if (rp.written) log.info({ path: rp.path }, 'registered route protocol names: 84 twill (agent), 85 twill-cni (plugin)');
+} catch (e) {
+  log.warn({ err: (e as Error).message }, 'cannot register route protocol names (ip route shows 84/85)');
 }
 const store = new EtcdDatastore({ endpoints: options.etcdEndpoints, ...(tls ? { tls } : {}) });
 const metrics = new AgentMetrics();

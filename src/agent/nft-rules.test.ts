@@ -25,7 +25,7 @@ describe('agent nftables table', () => {
     assert.equal(lines[0], 'table inet twill {}', 'create if missing so the delete never fails');
     assert.equal(lines[1], 'delete table inet twill');
     assert.match(t.text, /comment "twill:[0-9a-f]{8}"/);
-    assert.equal(t.ruleCount, 6);
+    assert.equal(Object.values(t.chains).flat().length - 2, 6, 'six rules after the two chain declarations');
     assert.equal(agentRules({ ...input, ipMasq: false }).postrouting.length, 0);
     assert.notEqual(renderAgentTable({ ...input, nodeSubnet: net }).comment, t.comment, 'the fingerprint follows the content');
   });
@@ -36,14 +36,15 @@ describe('agent nftables table', () => {
     const writes: string[] = [];
     const runner: AsyncCommandRunner = {
       run: async (argv, stdin) => {
+        if (argv[0] === 'iptables') return { status: 127, stdout: '', stderr: 'not installed' };
         if (argv.includes('list')) return listing === undefined ? { status: 1, stdout: '', stderr: 'No such file or directory' } : { status: 0, stdout: listing, stderr: '' };
         writes.push(stdin ?? '');
         return { status: 0, stdout: '', stderr: '' };
       },
     };
     assert.deepEqual(await ensureAgentTable(runner, input), { changed: true });
-    const rules = [...agentRules(input).forward, ...agentRules(input).postrouting].map((r) => `\t\t${r}`).join('\n');
-    listing = `table inet twill {\n\tcomment "${want.comment}"\n${rules}\n}\n`;
+    const chain = (name: string, lines: string[]) => `\tchain ${name} {\n${lines.map((r) => `\t\t${r}\n`).join('')}\t}\n`;
+    listing = `table inet twill {\n\tcomment "${want.comment}"\n${chain('forward', want.chains['forward'] ?? [])}\n${chain('postrouting', want.chains['postrouting'] ?? [])}}\n`;
     assert.deepEqual(await ensureAgentTable(runner, input), { changed: false }, 'in sync: no write');
     listing = listing.replace(/\t\tip saddr != 10\.244\.0\.0\/16 ip daddr 10\.244\.0\.0\/16 masquerade fully-random\n/, '');
     assert.deepEqual(await ensureAgentTable(runner, input), { changed: true }, 'a rule deleted by hand is put back');

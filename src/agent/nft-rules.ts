@@ -38,19 +38,24 @@ export function fingerprint(text: string): string {
   return h.toString(16).padStart(8, '0');
 }
 
-/** `nft -f -` input: create-if-missing, delete, recreate: one atomic transaction. */
-export function renderAgentTable(i: NftInput): { text: string; comment: string; ruleCount: number } {
+/** The chains of the table as `nft list table` prints them: per chain, its declaration line then its rules. */
+export type TableChains = Record<string, string[]>;
+
+/** The chains `i` wants, in the form `nft list table` prints them (nft 1.0.6 prints these rules verbatim). */
+export function agentChains(i: NftInput): TableChains {
   const r = agentRules(i);
-  const body = [
-    '  chain forward {',
-    '    type filter hook forward priority filter; policy accept;',
-    ...r.forward.map((x) => `    ${x}`),
-    '  }',
-    '  chain postrouting {',
-    '    type nat hook postrouting priority srcnat; policy accept;',
-    ...r.postrouting.map((x) => `    ${x}`),
-    '  }',
-  ].join('\n');
+  return {
+    forward: ['type filter hook forward priority filter; policy accept;', ...r.forward],
+    postrouting: ['type nat hook postrouting priority srcnat; policy accept;', ...r.postrouting],
+  };
+}
+
+/** `nft -f -` input: create-if-missing, delete, recreate: one atomic transaction. */
+export function renderAgentTable(i: NftInput): { text: string; comment: string; chains: TableChains } {
+  const chains = agentChains(i);
+  const body = Object.entries(chains)
+    .flatMap(([name, lines]) => [`  chain ${name} {`, ...lines.map((x) => `    ${x}`), '  }'])
+    .join('\n');
   const comment = `twill:${fingerprint(body)}`;
   const text = [
     `table inet ${NFT_AGENT_TABLE} {}`,
@@ -61,5 +66,21 @@ export function renderAgentTable(i: NftInput): { text: string; comment: string; 
     '}',
     '',
   ].join('\n');
-  return { text, comment, ruleCount: r.forward.length + r.postrouting.length };
+  return { text, comment, chains };
+}
+
+/** Parses `nft list table` text output into its comment and chains (pure; tested against the real nft). */
+export function parseTableListing(text: string): { comment?: string; chains: TableChains } {
+  const chains: TableChains = {};
+  let comment: string | undefined;
+  let current: string[] | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    const chain = /^chain (\S+) \{$/.exec(line);
+    if (chain) chains[chain[1] as string] = current = [];
+    else if (line === '}') current = undefined;
+    else if (current !== undefined && line !== '') current.push(line);
+    else if (current === undefined) comment = /^comment "([^"]*)"$/.exec(line)?.[1] ?? comment;
+  }
+  return comment === undefined ? { chains } : { comment, chains };
 }

@@ -75,7 +75,7 @@ describe('renderHostAdd', () => {
       `link add ${V} mtu 1450 address 0e:58:0a:f4:01:05 type veth peer name net1 mtu 1450 address 0a:58:0a:f4:01:05 netns ${NS}`,
       `link set dev ${V} alias twill/twill/abc123/eth0`,
       `link set dev ${V} up`,
-      `route replace 10.244.1.5/32 dev ${V} proto 84 scope link`,
+      `route replace 10.244.1.5/32 dev ${V} proto 85 scope link`,
     ]);
   });
 });

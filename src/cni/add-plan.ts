@@ -2,7 +2,7 @@
  * What ADD writes into the kernel, rendered as `ip -batch` lines and nft text. Pure: every name
  * and address here was validated or computed from numbers before it reaches these functions.
  */
-import { NFT_CNI_TABLE, ROUTE_PROTO } from '../common/constants.js';
+import { CNI_ROUTE_PROTO, NFT_CNI_TABLE } from '../common/constants.js';
 import { formatCidr, formatIPv4, macForIPv4 } from '../net/ipv4.js';
 import type { CniResult } from './result.js';
 import type { PodNetwork } from './pod-network.js';
@@ -46,7 +46,7 @@ export function renderHostAdd(p: AddPlan): string[] {
   } else {
     lines.push(
       `link set dev ${p.hostVeth} up`,
-      `route replace ${formatIPv4(p.ip)}/32 dev ${p.hostVeth} proto ${ROUTE_PROTO} scope link`,
+      `route replace ${formatIPv4(p.ip)}/32 dev ${p.hostVeth} proto ${CNI_ROUTE_PROTO} scope link`,
     );
   }
   return lines;

@@ -13,8 +13,16 @@ export const VETH_ALIAS_PREFIX = 'twill/';
 /** Default bridge for `bridge` mode (flannel's name, so operators find it where they expect). */
 export const DEFAULT_BRIDGE = 'cni0';
 
-/** rtnetlink protocol number on every route Twill installs (`ip route ... proto 0x54`, 'T'). */
+/**
+ * Route ownership is by rtnetlink protocol number, one per owner, registered by name in
+ * /etc/iproute2/rt_protos.d/twill.conf (dataplane/rt-protos.ts) so `ip route` shows the owner:
+ * the agent's peer routes (`proto twill`, 84 = 'T') and the CNI plugin's per-pod /32 routes in
+ * `routed` mode (`proto twill-cni`, 85). Each reconciler reads and deletes only its own number.
+ */
 export const ROUTE_PROTO = 84;
+export const ROUTE_PROTO_NAME = 'twill';
+export const CNI_ROUTE_PROTO = 85;
+export const CNI_ROUTE_PROTO_NAME = 'twill-cni';
 
 /** Link-local next hop of a pod's default route in `routed` mode (the Calico model). */
 export const ROUTED_GATEWAY = '169.254.1.1';

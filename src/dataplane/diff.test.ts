@@ -29,7 +29,11 @@ function desiredFor(config: BackendConfig, peers: Peer[]): DesiredState {
   return bindBackend(config).desiredState(local, peers);
 }
 
-/** A node with an underlay, a bridge, a pod veth with the CNI plugin's proto-84 /32 route, and a static route. */
+/**
+ * A node with an underlay, a bridge, a static route, the CNI plugin's /32 pod routes (its own
+ * protocol 85, on a veth and, next to a peer subnet, on a non-twl device) and a pod route of a
+ * pre-split plugin (proto 84, dev twl*).
+ */
 function node(): FakeKernel {
   const k = new FakeKernel();
   k.addForeignLink('eth0');
@@ -38,6 +42,8 @@ function node(): FakeKernel {
   k.state.routes.push(
     { dst: cidr('10.99.0.0/24'), type: 'unicast', via: ip('192.0.2.1'), dev: 'eth0', onlink: false, metric: 0, proto: 4 },
     { dst: cidr('10.244.1.5/32'), type: 'unicast', via: undefined, dev: 'twl0123456789ab', onlink: false, metric: 0, proto: 84 },
+    { dst: cidr('10.244.1.6/32'), type: 'unicast', via: undefined, dev: 'twl0123456789ab', onlink: false, metric: 0, proto: 85 },
+    { dst: cidr('10.244.2.7/32'), type: 'unicast', via: undefined, dev: 'cni0', onlink: false, metric: 0, proto: 85 },
   );
   return k;
 }
@@ -53,7 +59,7 @@ function foreign(s: FakeState): unknown {
 async function applyDiff(k: FakeKernel, desired: DesiredState): Promise<string[]> {
   const d = computeDiff(desired, await k.read());
   assert.deepEqual(d.rejected, []);
-  for (const b of batches(d.commands)) assert.deepEqual(await k.execute(b.program, b.lines), []);
+  for (const b of batches(d.commands)) assert.deepEqual(await k.execute(b.program, b.commands.map((c) => c.line)), []);
   return d.commands.map((c) => c.line);
 }
 
@@ -85,7 +91,7 @@ describe('computeDiff', () => {
     await applyDiff(k, desiredFor(HOST_GW, [peer(2, HOST_GW)]));
     await applyDiff(k, desiredFor(HOST_GW, []));
     assert.deepEqual(foreign(k.state), before);
-    assert.equal(k.state.routes.length, 2);
+    assert.equal(k.state.routes.length, 4);
   });
 
   it('repairs a hand-deleted FDB entry and route, and nothing else', async () => {

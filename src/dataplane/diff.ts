@@ -4,9 +4,11 @@
  * routes (the neighbour and FDB entry exist before the onlink route that needs them, or the kernel
  * ARPs for the gateway); removals run first, in the reverse order.
  *
- * Only objects Twill owns are ever removed: links named `twill.*`, addresses/neighbours/FDB entries
- * on those links, and proto-84 routes except the CNI plugin's pod routes (`dev twl*`, no gateway).
- * When the kernel already matches, the result is empty.
+ * Only objects Twill's agent owns are ever removed: links named `twill.*`, addresses/neighbours/FDB
+ * entries on those links, and routes with the agent's protocol (84, `twill`). The CNI plugin's pod
+ * routes have their own protocol (85, `twill-cni`) and are never read here. One guard remains for
+ * upgrades: a plugin from before the split put its pod routes in protocol 84 (`dev twl*`, no
+ * gateway); those are left alone too. When the kernel already matches, the result is empty.
  */
 import { VETH_PREFIX } from '../common/constants.js';
 import type { DesiredState, LinkSpec } from '../backends/types.js';
@@ -32,7 +34,7 @@ export interface DiffResult {
   readonly rejected: readonly string[];
 }
 
-/** Proto-84 routes Twill's agent owns: all but the CNI plugin's gateway-less routes to pod veths. */
+/** Proto-84 routes the agent owns: all but pod routes of a pre-split plugin (gateway-less, to a pod veth). */
 export function isOwnedRoute(r: ObservedRoute): boolean {
   return !(r.via === undefined && r.dev !== undefined && r.dev.startsWith(VETH_PREFIX));
 }

@@ -1,6 +1,6 @@
 /**
- * What the reconciler sees of the kernel (only Twill's own objects, plus proto-84 routes, which
- * diff.ts filters by ownership) and the port it reads and writes the kernel through.
+ * What the reconciler sees of the kernel (only the agent's own objects: `twill.*` links and what is
+ * on them, and routes of the agent's protocol 84) and the port it reads and writes the kernel through.
  */
 import type { AddrSpec, FdbSpec, NeighSpec } from '../backends/types.js';
 import type { Cidr } from '../net/ipv4.js';
@@ -30,7 +30,7 @@ export interface ObservedNeigh extends NeighSpec {
   readonly permanent: boolean;
 }
 
-/** A route with protocol 84 in the main table. */
+/** A route with the agent's protocol (84) in the main table. */
 export interface ObservedRoute {
   readonly dst: Cidr;
   readonly type: string;
@@ -48,7 +48,7 @@ export interface ActualState {
   readonly neighbours: readonly ObservedNeigh[];
   /** FDB entries with an IPv4 remote on our links. */
   readonly fdb: readonly FdbSpec[];
-  /** Every proto-84 route of the main table (the CNI plugin's pod routes included). */
+  /** Every route of the agent's protocol (84) in the main table. */
   readonly routes: readonly ObservedRoute[];
 }
 

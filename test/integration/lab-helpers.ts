@@ -137,9 +137,9 @@ export function inNs(netns: string, argv: string[], input?: string): string {
   return r.stdout;
 }
 
-/** The routes Twill owns in the node's main table (proto 84), as `ip route` prints them, sorted. */
+/** The routes Twill's agent owns in the node's main table (proto 84), as `ip -N route` prints them (numbers, not rt_protos names), sorted. */
 export function twillRoutes(netns: string): string[] {
-  return inNs(netns, ['ip', '-o', 'route', 'show', 'table', 'main'])
+  return inNs(netns, ['ip', '-N', '-o', 'route', 'show', 'table', 'main'])
     .split('\n')
     .map((l) => l.trim().replace(/\s+/g, ' '))
     .filter((l) => / proto 84( |$)/.test(l))

@@ -12,6 +12,10 @@ import type { LocalNode, Peer } from '../../src/backends/types.js';
 import { vtepMacFor } from '../../src/backends/vxlan.js';
 import { Reconciler, type ApplyReport } from '../../src/dataplane/reconciler.js';
 import { systemKernel } from '../../src/dataplane/system-kernel.js';
+import type { KernelPort } from '../../src/dataplane/state.js';
+import { existsSync, rmSync } from 'node:fs';
+import { CNI_ROUTE_PROTO } from '../../src/common/constants.js';
+import { ensureRtProtos } from '../../src/dataplane/rt-protos.js';
 import type { BackendConfig } from '../../src/model/cluster-config.js';
 import { parseIPv4 } from '../../src/net/ipv4.js';
 import { must, ping, sh, withScope, type Scope } from './harness.js';
@@ -62,14 +66,22 @@ function twoNodes(s: Scope): [TestNode, TestNode] {
   return [makeNode(s, 1, ns1), makeNode(s, 2, ns2)];
 }
 
-/** Objects Twill must never touch: a foreign link, a static route, and a CNI-plugin-style proto-84 pod route. */
+/**
+ * Objects the agent must never touch: a foreign link, a static route, the CNI plugin's pod route
+ * (its own protocol, 85) and a pod route of a plugin from before the protocol split (84, dev twl*).
+ */
 function addForeign(node: TestNode): void {
   must(['ip', '-n', node.ns, 'link', 'add', 'fgn0', 'type', 'veth', 'peer', 'name', 'fgn1']);
   must(['ip', '-n', node.ns, 'link', 'add', 'twl0123456789ab', 'type', 'veth', 'peer', 'name', 'twlpeer']);
   must(['ip', '-n', node.ns, 'link', 'set', 'twl0123456789ab', 'up']);
   must(['ip', '-n', node.ns, 'route', 'add', '10.99.0.0/24', 'via', '192.0.2.254', 'dev', 'eth0', 'proto', 'static']);
   must(['ip', '-n', node.ns, 'route', 'add', '10.244.77.7/32', 'dev', 'twl0123456789ab', 'proto', '84', 'scope', 'link']);
+  must(['ip', '-n', node.ns, 'link', 'set', 'fgn0', 'up']);
+  must(['ip', '-n', node.ns, 'route', 'add', '10.244.77.8/32', 'dev', 'fgn0', 'proto', String(CNI_ROUTE_PROTO), 'scope', 'link']);
 }
+
+/** ` proto 84` or, when the names are registered, ` proto twill` (not twill-cni). */
+const AGENT_PROTO = /proto (?:84|twill)(?: |$)/;
 
 function foreignState(node: TestNode): string {
   const links = must(['ip', '-n', node.ns, '-o', 'link', 'show'])
@@ -79,7 +91,7 @@ function foreignState(node: TestNode): string {
     .join('\n');
   const routes = must(['ip', '-4', '-n', node.ns, 'route', 'show', 'table', 'all'])
     .split('\n')
-    .filter((l) => (!l.includes('proto 84') || l.includes('twl')) && !l.includes('dev twill.'))
+    .filter((l) => (!AGENT_PROTO.test(l) || l.includes('twl')) && !l.includes('dev twill.'))
     .join('\n');
   return `${links}\n--\n${routes}`;
 }
@@ -154,7 +166,7 @@ describe('reconciler in namespaces', () => {
         [link.linkinfo.info_data.id, link.linkinfo.info_data.port, link.linkinfo.info_data.learning, link.linkinfo.info_data.udp_csum],
         [1, 8472, false, false],
       );
-      assert.match(must(['ip', '-n', a.ns, 'route', 'show', '10.244.2.0/24']), /10\.244\.2\.0\/24 via 10\.244\.2\.0 dev twill\.1 proto 84 onlink/);
+      assert.match(must(['ip', '-n', a.ns, 'route', 'show', '10.244.2.0/24']), /10\.244\.2\.0\/24 via 10\.244\.2\.0 dev twill\.1 proto (84|twill) onlink/);
       assert.match(must(['ip', '-n', a.ns, 'addr', 'show', 'dev', 'twill.1']), /inet 10\.244\.1\.0\/32/);
       assert.match(must(['ip', '-n', a.ns, 'neigh', 'show', 'dev', 'twill.1']), /10\.244\.2\.0 lladdr 0e:54:c0:00:02:02 PERMANENT/);
       assert.match(must(['bridge', '-n', a.ns, 'fdb', 'show', 'dev', 'twill.1']), /0e:54:c0:00:02:02 dst 192\.0\.2\.2 self permanent/);
@@ -200,7 +212,7 @@ describe('reconciler in namespaces', () => {
       assert.deepEqual([first.errors, first.changes, first.converged], [[], 1, true]);
       await apply(b, HOST_GW, [peerOf(a, HOST_GW)]);
       assert.ok(ping(a.pod, '10.244.2.2'), 'pod1 -> pod2 via host-gw');
-      assert.match(must(['ip', '-n', a.ns, 'route', 'show', '10.244.2.0/24']), /via 192\.0\.2\.2 dev eth0 proto 84/);
+      assert.match(must(['ip', '-n', a.ns, 'route', 'show', '10.244.2.0/24']), /via 192\.0\.2\.2 dev eth0 proto (84|twill)\b/);
       assert.equal((await a.reconciler.apply(desired)).changes, 0);
       must(['ip', '-n', a.ns, 'route', 'del', '10.244.2.0/24']);
       assert.equal((await a.reconciler.apply(desired)).changes, 1);
@@ -227,6 +239,81 @@ describe('reconciler in namespaces', () => {
       assert.match(dr.commands[0] ?? '', /^ip: link add twill\.1 /);
       assert.equal((await apply(a, { ...VXLAN, directRouting: true } as BackendConfig, [peerOf(b, VXLAN)])).changes, 0);
       assert.ok(ping(a.pod, '10.244.2.2'), 'DirectRouting');
+    });
+  });
+
+  it('one neighbour the kernel refuses does not starve the others: it is named, all later objects are applied', async (t) => {
+    await withScope(async (s) => {
+      if (!vxlanSupported(s)) {
+        t.skip('this kernel cannot create vxlan devices');
+        return;
+      }
+      const [a, b] = twoNodes(s);
+      const fake = (n: number): Peer => ({ ...peerOf(b, VXLAN), name: `node${n}`, publicIP: ip(`192.0.2.${n}`), subnet: { network: ip(`10.244.${n}.0`), prefix: 24 }, backendData: { vtepMac: vtepMacFor(ip(`192.0.2.${n}`)) } });
+      await apply(a, VXLAN, [peerOf(b, VXLAN), fake(3), fake(4)]);
+      await apply(b, VXLAN, [peerOf(a, VXLAN)]);
+      // The read reports one permanent neighbour the kernel no longer has (gone between read and
+      // write): its `neigh del` is refused by the real kernel and makes the real `ip` exit mid-batch,
+      // before the other neighbour lines of the batch.
+      const real = systemKernel({ netns: `/run/netns/${a.ns}` });
+      const phantom = { dev: 'twill.1', ip: ip('10.244.99.0'), mac: '0e:00:00:00:00:99', permanent: true };
+      const kernel: KernelPort = { read: async () => { const st = await real.read(); return { ...st, neighbours: [phantom, ...st.neighbours] }; }, execute: (p, l) => real.execute(p, l) };
+      const reconciler = new Reconciler(kernel);
+      const desired = bindBackend(VXLAN).desiredState(a.local, [peerOf(b, VXLAN), fake(5)]);
+      const report = await reconciler.apply(desired);
+      const bad = 'ip: neigh del 10.244.99.0 dev twill.1';
+      assert.deepEqual(report.errors.map((e) => [e.line, e.kind]), [[bad, 'neigh']], JSON.stringify(report, null, 1));
+      assert.match(report.errors[0]?.message ?? '', /^ip: neigh del 10\.244\.99\.0 dev twill\.1: RTNETLINK answers: No such file or directory$/);
+      assert.deepEqual(report.pending, [bad]);
+      const neigh = must(['ip', '-n', a.ns, 'neigh', 'show', 'dev', 'twill.1', 'nud', 'permanent']);
+      assert.doesNotMatch(neigh, /10\.244\.[34]\.0 /, 'the neighbours after the refused one were removed');
+      assert.match(neigh, /10\.244\.5\.0 lladdr/, 'the new peer\'s neighbour is in place');
+      assert.match(must(['ip', '-n', a.ns, 'route', 'show', '10.244.5.0/24']), /via 10\.244\.5\.0 dev twill\.1/);
+      assert.equal(must(['ip', '-n', a.ns, 'route', 'show', '10.244.3.0/24']), '');
+      assert.ok(ping(a.pod, '10.244.2.2'), 'the real peer still works');
+      // The next apply retries it alone: nothing else is sent, nothing aborts.
+      const again = await reconciler.apply(desired);
+      assert.deepEqual(again.commands, [bad]);
+      assert.equal(again.errors.length, 1);
+    });
+  });
+
+  it('ownership by protocol: the plugin\'s pod routes (twill-cni, 85) and the agent\'s peer routes (twill, 84) never disturb each other; ip route shows the names', async () => {
+    await withScope(async (s) => {
+      const [a, b] = twoNodes(s);
+      must(['ip', '-n', a.ns, 'link', 'add', 'fgn0', 'type', 'veth', 'peer', 'name', 'fgn1']);
+      must(['ip', '-n', a.ns, 'link', 'set', 'fgn0', 'up']);
+      const far: Peer = { ...peerOf(b, HOST_GW), name: 'node3', publicIP: ip('192.0.2.3'), subnet: { network: ip('10.244.3.0'), prefix: 24 } };
+      await apply(a, HOST_GW, [peerOf(b, HOST_GW), far]);
+      await apply(b, HOST_GW, [peerOf(a, HOST_GW)]);
+      // The plugin's routes as it writes them (route replace ... proto 85 scope link), to destinations
+      // next to and inside the agent's: on a device that is not a twl* veth, so only the protocol tells.
+      const pluginRoutes = ['10.244.3.0', '10.244.1.255', '10.244.2.7'];
+      must(['ip', '-n', a.ns, '-batch', '-'], pluginRoutes.map((d) => `route replace ${d}/32 dev fgn0 proto ${CNI_ROUTE_PROTO} scope link\n`).join(''));
+      const agentRoutes = () => must(['ip', '-N', '-n', a.ns, 'route', 'show', 'proto', '84']);
+      const cniRoutes = () => must(['ip', '-N', '-n', a.ns, 'route', 'show', 'proto', String(CNI_ROUTE_PROTO)]);
+      const agentBefore = agentRoutes();
+      assert.match(agentBefore, /10\.244\.3\.0\/24 via 192\.0\.2\.3 dev eth0/);
+      assert.equal((await apply(a, HOST_GW, [peerOf(b, HOST_GW), far])).changes, 0, 'the plugin\'s routes are not the agent\'s business');
+      assert.equal(agentRoutes(), agentBefore, 'the plugin\'s route replace left the agent\'s routes alone');
+      const cniBefore = cniRoutes();
+      assert.equal(cniBefore.trim().split('\n').length, 3);
+      const removal = await apply(a, HOST_GW, [peerOf(b, HOST_GW)]);
+      assert.deepEqual(removal.commands, ['ip: route del 10.244.3.0/24 proto 84']);
+      assert.equal(cniRoutes(), cniBefore, 'the agent removed its /24, not the plugin\'s /32 inside it');
+      assert.ok(ping(a.pod, '10.244.2.2'), 'the peer route still works');
+      // Names: the agent registers them at start; iproute2 reads rt_protos.d on every run.
+      const file = '/etc/iproute2/rt_protos.d/twill.conf';
+      const existed = existsSync(file);
+      try {
+        ensureRtProtos();
+        const text = must(['ip', '-n', a.ns, 'route', 'show']);
+        assert.match(text, /10\.244\.2\.0\/24 via 192\.0\.2\.2 dev eth0 proto twill \n/);
+        assert.match(text, /10\.244\.3\.0 dev fgn0 proto twill-cni scope link/);
+        assert.equal(must(['ip', '-n', a.ns, 'route', 'show', 'proto', 'twill-cni']).trim().split('\n').length, 3);
+      } finally {
+        if (!existed) rmSync(file, { force: true });
+      }
     });
   });
 

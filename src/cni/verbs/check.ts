@@ -2,7 +2,7 @@
  * CHECK: compares the kernel with `prevResult` and the IPAM records, and reports every difference
  * (interface, MAC, MTU, state, address, routes, host side, reservation) in one error.
  */
-import { ROUTE_PROTO } from '../../common/constants.js';
+import { CNI_ROUTE_PROTO } from '../../common/constants.js';
 import { ErrorCode, TwillError } from '../../common/errors.js';
 import { inNetns, parseJsonLines } from '../../dataplane/command.js';
 import { holds } from '../../ipam/allocator.js';
@@ -92,9 +92,9 @@ function checkHost(deps: CniDeps, conf: NetConf, owner: { containerId: string; i
   if (bridge !== undefined && link.master !== bridge) diffs.push(`host-side veth ${name} is not attached to bridge ${bridge}`);
 }
 
-/** Routed mode: each pod address has its /32 route (protocol 84) to the host-side veth. */
+/** Routed mode: each pod address has its /32 route (the plugin's protocol, 85) to the host-side veth. */
 function checkHostRoutes(deps: CniDeps, veth: string, addresses: string[], diffs: string[]): void {
-  const r = deps.runner.run(['ip', '-json', 'route', 'show', 'proto', String(ROUTE_PROTO), 'dev', veth]);
+  const r = deps.runner.run(['ip', '-json', 'route', 'show', 'proto', String(CNI_ROUTE_PROTO), 'dev', veth]);
   const routes = r.status === 0 ? (parseJsonLines(r.stdout).flat() as IpRoute[]) : [];
   for (const a of addresses) {
     const ip = a.split('/')[0];
