@@ -7,6 +7,12 @@
 export const VETH_PREFIX = 'twl';
 export const VETH_HASH_LEN = 12;
 
+/**
+ * Temporary name of a host-side veth while ADD configures it (prefix + 12 random hex): it is renamed
+ * to its `twl` name only once its alias is set, so no process ever sees an un-aliased `twl` veth.
+ */
+export const VETH_TMP_PREFIX = 'twn';
+
 /** ifalias written on every host-side veth: `twill/<network>/<containerId>/<ifName>`. */
 export const VETH_ALIAS_PREFIX = 'twill/';
 
