@@ -86,6 +86,11 @@ describe('renderHostAdd', () => {
     ]);
   });
 
+  it('bridge mode after a subnet change: the stale gateways go right after the new one is in place', () => {
+    const lines = renderHostAdd(plan(network('bridge'), { staleBridgeAddrs: ['10.244.7.1/24'] }));
+    assert.deepEqual(lines.slice(2, 5), ['addr replace 10.244.1.1/24 dev cni0', 'addr del 10.244.7.1/24 dev cni0', 'link set dev cni0 up']);
+  });
+
   it('the alias is set before the veth gets its final name, in every mode', () => {
     for (const net of [network('bridge'), network('bridge', { hairpinMode: true }), network('routed')]) {
       const p = plan(net);

@@ -19,6 +19,8 @@ export interface AddPlan {
   ip: number;
   /** True when a host link of this name exists already and is this attachment's (a retried ADD): replaced. */
   replaceExisting: boolean;
+  /** IPv4 addresses (`a.b.c.d/n`) on Twill's bridge other than the current gateway: removed. */
+  staleBridgeAddrs?: readonly string[];
 }
 
 export const podMac = (ip: number): string => macForIPv4(ip, 0x0a);
@@ -47,6 +49,7 @@ export function renderHostAdd(p: AddPlan): string[] {
   if (net.mode === 'bridge') {
     lines.push(
       `addr replace ${formatIPv4(net.gateway)}/${net.subnet.prefix} dev ${net.bridge}`,
+      ...(p.staleBridgeAddrs ?? []).map((a) => `addr del ${a} dev ${net.bridge}`),
       `link set dev ${net.bridge} up`,
       `link set dev ${t} master ${net.bridge}`,
     );

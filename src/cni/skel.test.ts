@@ -35,6 +35,7 @@ class Fake {
   readonly links = new Set<string>(['lo', 'eth0']);
   existing = new Set<string>(['/var/run/netns/pod1']);
   subnetFile: SubnetEnv | undefined = undefined;
+  procRoutes = 'Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n';
   depsCalls = 0;
   fail: (argv: string[], input: string | undefined) => CommandResult | undefined = () => undefined;
   throwFromHost: Error | undefined;
@@ -58,6 +59,7 @@ class Fake {
     },
     exists: (p) => this.existing.has(p),
     readSubnetFile: () => this.subnetFile,
+    procRoutes: () => this.procRoutes,
   };
 
   readonly make: DepsFactory = () => {
@@ -285,7 +287,7 @@ describe('runSkel: ADD / DEL / GC with a fake kernel', () => {
     const tmp = tmpName(f);
     assert.match(tmp, /^twn[0-9a-f]{12}$/);
     assert.deepEqual(f.calls, [
-      { argv: ['ip', 'link', 'add', 'name', 'cni0', 'address', '0e:58:0a:fa:00:01', 'type', 'bridge'], input: undefined },
+      { argv: ['ip', '-batch', '-'], input: 'link add name cni0 address 0e:58:0a:fa:00:01 type bridge\nlink set dev cni0 alias twill-bridge/twill\n' },
       {
         argv: ['ip', '-batch', '-'],
         input: [

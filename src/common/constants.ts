@@ -16,6 +16,9 @@ export const VETH_TMP_PREFIX = 'twn';
 /** ifalias written on every host-side veth: `twill/<network>/<containerId>/<ifName>`. */
 export const VETH_ALIAS_PREFIX = 'twill/';
 
+/** ifalias on the bridge Twill created: `twill-bridge/<network>` (only such a bridge has stale gateways removed). */
+export const BRIDGE_ALIAS_PREFIX = 'twill-bridge/';
+
 /** Default bridge for `bridge` mode (flannel's name, so operators find it where they expect). */
 export const DEFAULT_BRIDGE = 'cni0';
 

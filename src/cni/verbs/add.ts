@@ -15,8 +15,9 @@ import { addResult, hostMac, renameLine, renderHostAdd, renderMasquerade, render
 import type { NetConf } from '../config.js';
 import type { CniDeps } from '../deps.js';
 import type { CniEnv } from '../env.js';
+import { bridgeAlias, bridgeHasOtherRoutes, isTwillBridge, parseProcRoutes, staleBridgeAddresses, type BridgeFacts } from '../bridge-gateway.js';
 import { hostVethName, isStaleOwnVeth, renderVethAlias, tmpVethName, type LinkFacts } from '../naming.js';
-import { ipamDataDir } from '../pod-network.js';
+import { ipamDataDir, type PodNetwork } from '../pod-network.js';
 import type { CniResult } from '../result.js';
 import { rangeOf, resolveNetwork } from './context.js';
 
@@ -47,7 +48,10 @@ export function cmdAdd(env: CniEnv, conf: NetConf, deps: CniDeps): CniResult {
       ip,
       replaceExisting: links.has(hostVeth) && replaceableHostLink(deps, hostVeth, alias),
     };
-    if (net.mode === 'bridge' && !links.has(net.bridge)) ensureBridge(deps, net.bridge, hostMac(net.gateway));
+    if (net.mode === 'bridge' && !links.has(net.bridge)) ensureBridge(deps, net.bridge, hostMac(net.gateway), conf.name);
+    else if (net.mode === 'bridge' && bridgeHasOtherRoutes(parseProcRoutes(deps.host.procRoutes()), net.bridge, net.subnet)) {
+      plan.staleBridgeAddrs = staleGateways(deps, net, conf.name);
+    }
     const hostLines = renderHostAdd(plan);
     // Until the rename the veth carries a name only this ADD uses; after it, the final name is ours.
     let renamed = false;
@@ -104,9 +108,23 @@ export function failedBatchLine(e: unknown): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Creates the bridge if it is missing; a concurrent ADD creating it first is fine. */
-function ensureBridge(deps: CniDeps, bridge: string, mac: string): void {
-  const r = deps.runner.run(['ip', 'link', 'add', 'name', bridge, 'address', mac, 'type', 'bridge']);
+/** The bridge's addresses other than the current gateway, when the bridge is Twill's (see bridge-gateway.ts). */
+function staleGateways(deps: CniDeps, net: PodNetwork, network: string): string[] {
+  const out = ipBatch(deps.runner, [`addr show dev ${net.bridge}`], { json: true, what: `reading bridge ${net.bridge}` });
+  const link = parseJsonLines(out).flat()[0] as BridgeFacts | undefined;
+  if (!link) return [];
+  const stale = staleBridgeAddresses(link, network, net.gateway, net.subnet.prefix);
+  if (stale.length > 0) deps.log.info('removing stale gateway addresses from the bridge', { bridge: net.bridge, addresses: stale });
+  else if (!isTwillBridge(link, network)) deps.log.debug('bridge is not Twill`s: its other addresses are left alone', { bridge: net.bridge });
+  return stale;
+}
+
+/**
+ * Creates the bridge if it is missing, marked as Twill's by its alias (set in the same batch, so only
+ * by the process that created it); a concurrent ADD creating it first is fine.
+ */
+function ensureBridge(deps: CniDeps, bridge: string, mac: string, network: string): void {
+  const r = deps.runner.run(['ip', '-batch', '-'], `link add name ${bridge} address ${mac} type bridge\nlink set dev ${bridge} alias ${bridgeAlias(network)}\n`);
   if (r.status !== 0 && !r.stderr.includes('File exists')) {
     throw new TwillError(ErrorCode.KernelFailure, `creating bridge ${bridge} failed: ${r.stderr.trim()}`);
   }
