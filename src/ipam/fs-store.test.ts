@@ -146,36 +146,45 @@ process.stdout.write(JSON.stringify(got));
     assert.deepEqual(s.list().map((x) => x.containerId).sort(), ['pid1-1', 'pid1-2']);
   });
 
-  it('release is atomic: a concurrent release plus re-reserve between its read and its unlink never loses the new record', () => {
-    const dataDir = freshDataDir();
-    const s1 = FsIpamStore.open(dataDir, 'net');
-    const s2 = FsIpamStore.open(dataDir, 'net');
-    const x = ip('10.250.0.5');
-    assert.ok(s1.tryReserve(x, att('A')));
-    // Run "another process releases A's record and B reserves the address" at the moment s1's release
-    // reads the record (whatever file it reads it from).
-    const original = fsCjs.readFileSync;
-    let interleaved: { released: boolean; reservedB: boolean } | undefined;
-    fsCjs.readFileSync = ((...args: Parameters<typeof original>) => {
-      const out = original(...args);
-      if (interleaved === undefined && String(args[0]).includes('10.250.0.5')) {
-        interleaved = { released: s2.release(x, att('A')), reservedB: s2.tryReserve(x, att('B')) };
-      }
-      return out;
-    }) as typeof original;
-    syncBuiltinESMExports();
-    let released: boolean;
-    try {
-      released = s1.release(x, att('A'));
-    } finally {
-      fsCjs.readFileSync = original;
+  it('release is atomic: a concurrent release plus re-reserve at any read of the release never loses the new record', () => {
+    // Run "another process releases A's record and B reserves the address" at the n-th moment the
+    // release reads a file of that address (its record, or its claim), for every n the release has.
+    for (const nth of [1, 2, 3]) {
+      const dataDir = freshDataDir();
+      const s1 = FsIpamStore.open(dataDir, 'net');
+      const s2 = FsIpamStore.open(dataDir, 'net');
+      const x = ip('10.250.0.5');
+      assert.ok(s1.tryReserve(x, att('A')));
+      const original = fsCjs.readFileSync;
+      let reads = 0;
+      let nested = false;
+      let interleaved: { released: boolean; reservedB: boolean } | undefined;
+      fsCjs.readFileSync = ((...args: Parameters<typeof original>) => {
+        const out = original(...args);
+        if (!nested && String(args[0]).includes('10.250.0.5') && ++reads === nth) {
+          nested = true;
+          interleaved = { released: s2.release(x, att('A')), reservedB: s2.tryReserve(x, att('B')) };
+          nested = false;
+        }
+        return out;
+      }) as typeof original;
       syncBuiltinESMExports();
+      let released: boolean;
+      try {
+        released = s1.release(x, att('A'));
+      } finally {
+        fsCjs.readFileSync = original;
+        syncBuiltinESMExports();
+      }
+      if (interleaved === undefined) {
+        assert.ok(nth > 1, 'test setup: the release reads the record at least once');
+        continue;
+      }
+      assert.equal(Number(released) + Number(interleaved.released), 1, `read ${nth}: exactly one of the two releases released A`);
+      if (interleaved.reservedB) assert.deepEqual(s1.ownerOf(x), att('B'), `read ${nth}: B's fresh reservation survives`);
+      else assert.equal(s1.ownerOf(x), undefined);
+      assert.deepEqual(tmpFiles(s1.dir), [], 'no claim left behind');
     }
-    assert.ok(interleaved, 'test setup: the interleaving ran');
-    assert.equal(Number(released) + Number(interleaved.released), 1, 'exactly one of the two releases released A');
-    if (interleaved.reservedB) assert.deepEqual(s1.ownerOf(x), att('B'), "B's fresh reservation survives");
-    else assert.equal(s1.ownerOf(x), undefined);
-    assert.deepEqual(tmpFiles(s1.dir), [], 'no claim left behind');
   });
 });
 

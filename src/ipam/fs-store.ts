@@ -35,6 +35,9 @@ const CLAIM = `${TMP}rel-`;
  * disturbed by the sweep (and then its write fails, it never corrupts a record).
  */
 export const STALE_TEMP_MS = 60_000;
+/** How many 1 ms naps a release waits for another process's claim on the same record. */
+const CLAIM_WAIT_TRIES = 50;
+const NAP = new Int32Array(new SharedArrayBuffer(4));
 
 function code(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
@@ -133,32 +136,44 @@ export class FsIpamStore implements IpamStore {
 
   /**
    * Removes the record `name` if `doomed` says so of the owner read from the record itself, holding
-   * the record's claim (see the header). False when the record is gone, not doomed, or being removed
-   * by another process right now.
+   * the record's claim (see the header). False when the record is gone or not doomed. A claim held by
+   * another process (for a few system calls: it may be checking a record that is not its own) is
+   * waited for briefly; one that stays is a killed release's, swept by GC, and this call gives up.
    */
   private removeRecordIf(name: string, doomed: (holder: Attachment | undefined) => boolean): boolean {
+    for (let attempt = 0; ; attempt++) {
+      const r = this.tryRemoveRecordIf(name, doomed);
+      if (r !== 'busy') return r === 'removed';
+      if (attempt >= CLAIM_WAIT_TRIES) return false;
+      Atomics.wait(NAP, 0, 0, 1);
+    }
+  }
+
+  private tryRemoveRecordIf(name: string, doomed: (holder: Attachment | undefined) => boolean): 'removed' | 'kept' | 'busy' {
     const file = path.join(this.dir, name);
+    // Cheap first look: most calls concern a record that is or is not the caller's for sure.
+    if (!doomed(this.readRecordAt(file, name))) return 'kept';
     let ino: number;
     try {
       ino = fs.lstatSync(file).ino;
     } catch (e) {
-      if (code(e) === 'ENOENT') return false;
+      if (code(e) === 'ENOENT') return 'kept';
       throw io(`cannot read ${name}`, e);
     }
     const claim = path.join(this.dir, `${CLAIM}${name}-${ino}`);
     try {
       fs.linkSync(file, claim);
     } catch (e) {
-      // ENOENT: removed meanwhile. EEXIST: another process holds the claim on this very record.
-      if (code(e) === 'ENOENT' || code(e) === 'EEXIST') return false;
+      if (code(e) === 'ENOENT') return 'kept'; // removed meanwhile
+      if (code(e) === 'EEXIST') return 'busy'; // another process holds the claim on this very record
       throw io(`cannot claim ${name}`, e);
     }
     try {
       // The address may name a newer record than the one stat-ed above: then the claim is on that
       // one under a name nobody else uses for it, and it is simply dropped.
-      if (fs.lstatSync(claim).ino !== ino || !doomed(this.readRecordAt(claim, name))) return false;
+      if (fs.lstatSync(claim).ino !== ino || !doomed(this.readRecordAt(claim, name))) return 'kept';
       this.unlinkQuiet(file);
-      return true;
+      return 'removed';
     } finally {
       this.unlinkQuiet(claim);
     }

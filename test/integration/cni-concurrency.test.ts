@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, utimesSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { CNI_BIN, cniEnv, must, ping, sh, withScope, type Scope } from './harness.js';
@@ -116,8 +116,16 @@ test('an ADD killed with SIGKILL at any point leaves nothing that GC does not cl
     assert.equal(gc.status, 0, gc.stdout);
     assert.deepEqual(reservations(dataDir, 'kill'), [keepIp], 'only the valid pod keeps its address');
     assert.equal(ourVeths(host).length, 1, 'only the valid pod keeps its veth');
-    const leftovers = readdirSync(path.join(dataDir, 'kill')).filter((n) => n.startsWith('.tmp-'));
-    assert.deepEqual(leftovers, [], 'no temporary files of dead plugins');
+    // A killed plugin's temporary file is swept by age (PIDs are no evidence: they repeat across PID
+    // namespaces), once older than the grace period: age the leftovers and GC again.
+    const storeDir = path.join(dataDir, 'kill');
+    const leftovers = readdirSync(storeDir).filter((n) => n.startsWith('.tmp-'));
+    const hourAgo = new Date(Date.now() - 3600_000);
+    for (const n of leftovers) utimesSync(path.join(storeDir, n), hourAgo, hourAgo);
+    assert.equal(sh(['ip', 'netns', 'exec', host, 'env', '-i', ...cniEnv({ command: 'GC' }), CNI_BIN], JSON.stringify({ ...config, 'cni.dev/valid-attachments': [{ containerID: 'keeper', ifname: 'eth0' }] })).status, 0);
+    console.log(`# ${leftovers.length} temporary files of killed plugins, swept once aged`);
+    assert.deepEqual(readdirSync(storeDir).filter((n) => n.startsWith('.tmp-') && !n.startsWith('.tmp-rel-')), [], 'no temporary files of dead plugins after the grace period');
+    assert.deepEqual(reservations(dataDir, 'kill'), [keepIp]);
     assert.deepEqual(readdirSync(path.join(dataDir, 'kill', 'by-attachment')), ['keeper@eth0']);
     assert.ok(ping(keepNs, '10.202.0.1'), 'the valid pod still reaches its gateway');
   });

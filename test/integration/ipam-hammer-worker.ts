@@ -9,6 +9,8 @@ import { allocate, collectGarbage, release } from '../../src/ipam/allocator.js';
 import { FsIpamStore } from '../../src/ipam/fs-store.js';
 import type { Attachment } from '../../src/ipam/types.js';
 
+// `node --test dist/test` also loads every .js under test/ as a test file: without arguments, do nothing.
+if (process.argv.length < 10) process.exit(0);
 const [dataDir, id, deadlineText, firstText, lastText, workersText, privText, doomedText] = process.argv.slice(2);
 const workers = Number(workersText);
 const priv = Number(privText);
