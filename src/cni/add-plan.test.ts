@@ -1,12 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIPv4 } from '../net/ipv4.js';
-import { addResult, hostMac, podMac, podPrefix, renderHostAdd, renderMasquerade, renderPodAdd, type AddPlan } from './add-plan.js';
+import { addResult, hostMac, podMac, podPrefix, renameLine, renderHostAdd, renderMasquerade, renderPodAdd, type AddPlan } from './add-plan.js';
 import type { NetConf } from './config.js';
 import { resolvePodNetwork, type PodNetwork } from './pod-network.js';
 import { toWire } from './result.js';
 
 const V = 'twl0123456789ab';
+const T = 'twn00112233aabb';
 const NS = '/var/run/netns/cni-1';
 
 function network(mode: 'bridge' | 'routed', over: Partial<NetConf> = {}, routes?: Array<{ dst: string; gw?: string }>): PodNetwork {
@@ -29,6 +30,7 @@ function plan(net: PodNetwork, over: Partial<AddPlan> = {}): AddPlan {
     netns: NS,
     ifName: 'eth0',
     hostVeth: V,
+    tmpVeth: T,
     alias: 'twill/twill/abc123/eth0',
     ip: parseIPv4('10.244.1.5') as number,
     replaceExisting: false,
@@ -48,35 +50,55 @@ describe('MACs and prefix', () => {
 });
 
 describe('renderHostAdd', () => {
-  it('bridge mode', () => {
+  it('bridge mode: created, aliased and enslaved under the temporary name, renamed, then up', () => {
     assert.deepEqual(renderHostAdd(plan(network('bridge'))), [
-      `link add ${V} mtu 1450 address 0e:58:0a:f4:01:05 type veth peer name eth0 mtu 1450 address 0a:58:0a:f4:01:05 netns ${NS}`,
-      `link set dev ${V} alias twill/twill/abc123/eth0`,
+      `link add ${T} mtu 1450 address 0e:58:0a:f4:01:05 type veth peer name eth0 mtu 1450 address 0a:58:0a:f4:01:05 netns ${NS}`,
+      `link set dev ${T} alias twill/twill/abc123/eth0`,
       'addr replace 10.244.1.1/24 dev cni0',
       'link set dev cni0 up',
-      `link set dev ${V} master cni0 up`,
+      `link set dev ${T} master cni0`,
+      `link set dev ${T} name ${V}`,
+      `link set dev ${V} up`,
     ]);
   });
 
   it('bridge mode with hairpin, another bridge, and a leftover link to replace', () => {
     assert.deepEqual(renderHostAdd(plan(network('bridge', { bridge: 'br-pods', hairpinMode: true }), { replaceExisting: true })), [
       `link del ${V}`,
-      `link add ${V} mtu 1450 address 0e:58:0a:f4:01:05 type veth peer name eth0 mtu 1450 address 0a:58:0a:f4:01:05 netns ${NS}`,
-      `link set dev ${V} alias twill/twill/abc123/eth0`,
+      `link add ${T} mtu 1450 address 0e:58:0a:f4:01:05 type veth peer name eth0 mtu 1450 address 0a:58:0a:f4:01:05 netns ${NS}`,
+      `link set dev ${T} alias twill/twill/abc123/eth0`,
       'addr replace 10.244.1.1/24 dev br-pods',
       'link set dev br-pods up',
-      `link set dev ${V} master br-pods up`,
-      `link set dev ${V} type bridge_slave hairpin on`,
+      `link set dev ${T} master br-pods`,
+      `link set dev ${T} type bridge_slave hairpin on`,
+      `link set dev ${T} name ${V}`,
+      `link set dev ${V} up`,
     ]);
   });
 
-  it('routed mode: no bridge, a /32 route with Twill`s protocol', () => {
+  it('routed mode: no bridge, a /32 route with Twill`s protocol on the final name', () => {
     assert.deepEqual(renderHostAdd(plan(network('routed'), { ifName: 'net1' })), [
-      `link add ${V} mtu 1450 address 0e:58:0a:f4:01:05 type veth peer name net1 mtu 1450 address 0a:58:0a:f4:01:05 netns ${NS}`,
-      `link set dev ${V} alias twill/twill/abc123/eth0`,
+      `link add ${T} mtu 1450 address 0e:58:0a:f4:01:05 type veth peer name net1 mtu 1450 address 0a:58:0a:f4:01:05 netns ${NS}`,
+      `link set dev ${T} alias twill/twill/abc123/eth0`,
+      `link set dev ${T} name ${V}`,
       `link set dev ${V} up`,
       `route replace 10.244.1.5/32 dev ${V} proto 85 scope link`,
     ]);
+  });
+
+  it('bridge mode after a subnet change: the stale gateways go right after the new one is in place', () => {
+    const lines = renderHostAdd(plan(network('bridge'), { staleBridgeAddrs: ['10.244.7.1/24'] }));
+    assert.deepEqual(lines.slice(2, 5), ['addr replace 10.244.1.1/24 dev cni0', 'addr del 10.244.7.1/24 dev cni0', 'link set dev cni0 up']);
+  });
+
+  it('the alias is set before the veth gets its final name, in every mode', () => {
+    for (const net of [network('bridge'), network('bridge', { hairpinMode: true }), network('routed')]) {
+      const p = plan(net);
+      const lines = renderHostAdd(p);
+      const rename = lines.indexOf(renameLine(p));
+      assert.ok(rename > lines.indexOf(`link set dev ${T} alias twill/twill/abc123/eth0`));
+      assert.ok(lines.slice(0, rename).every((l) => !l.includes(V)), 'nothing uses the final name before the rename');
+    }
   });
 });
 

@@ -13,10 +13,14 @@ export interface AddPlan {
   netns: string;
   ifName: string;
   hostVeth: string;
+  /** The name the veth is created and configured under, renamed to `hostVeth` once complete. */
+  tmpVeth: string;
   alias: string;
   ip: number;
-  /** True when a host link of this name exists already (a retried ADD): replaced. */
+  /** True when a host link of this name exists already and is this attachment's (a retried ADD): replaced. */
   replaceExisting: boolean;
+  /** IPv4 addresses (`a.b.c.d/n`) on Twill's bridge other than the current gateway: removed. */
+  staleBridgeAddrs?: readonly string[];
 }
 
 export const podMac = (ip: number): string => macForIPv4(ip, 0x0a);
@@ -27,29 +31,43 @@ export function podPrefix(net: PodNetwork): number {
   return net.mode === 'routed' ? 32 : net.subnet.prefix;
 }
 
-/** Host side: the veth pair (pod end created directly inside the pod netns), bridge port or /32 route. */
+/**
+ * Host side: the veth pair (pod end created directly inside the pod netns) under a temporary name,
+ * its alias, bridge port or /32 route. The rename to the final name comes after the alias (a veth
+ * cannot be renamed while up): GC never sees an un-aliased `twl` veth, and until the rename a
+ * failing ADD owns a name no other ADD uses.
+ */
 export function renderHostAdd(p: AddPlan): string[] {
   const { net } = p;
+  const t = p.tmpVeth;
   const lines: string[] = [];
   if (p.replaceExisting) lines.push(`link del ${p.hostVeth}`);
   lines.push(
-    `link add ${p.hostVeth} mtu ${net.mtu} address ${hostMac(p.ip)} type veth peer name ${p.ifName} mtu ${net.mtu} address ${podMac(p.ip)} netns ${p.netns}`,
-    `link set dev ${p.hostVeth} alias ${p.alias}`,
+    `link add ${t} mtu ${net.mtu} address ${hostMac(p.ip)} type veth peer name ${p.ifName} mtu ${net.mtu} address ${podMac(p.ip)} netns ${p.netns}`,
+    `link set dev ${t} alias ${p.alias}`,
   );
   if (net.mode === 'bridge') {
     lines.push(
       `addr replace ${formatIPv4(net.gateway)}/${net.subnet.prefix} dev ${net.bridge}`,
+      ...(p.staleBridgeAddrs ?? []).map((a) => `addr del ${a} dev ${net.bridge}`),
       `link set dev ${net.bridge} up`,
-      `link set dev ${p.hostVeth} master ${net.bridge} up`,
+      `link set dev ${t} master ${net.bridge}`,
     );
-    if (net.hairpin) lines.push(`link set dev ${p.hostVeth} type bridge_slave hairpin on`);
+    if (net.hairpin) lines.push(`link set dev ${t} type bridge_slave hairpin on`);
+    lines.push(renameLine(p), `link set dev ${p.hostVeth} up`);
   } else {
+    lines.push(renameLine(p));
     lines.push(
       `link set dev ${p.hostVeth} up`,
       `route replace ${formatIPv4(p.ip)}/32 dev ${p.hostVeth} proto ${CNI_ROUTE_PROTO} scope link`,
     );
   }
   return lines;
+}
+
+/** The line of `renderHostAdd` after which the veth has its final name. */
+export function renameLine(p: AddPlan): string {
+  return `link set dev ${p.tmpVeth} name ${p.hostVeth}`;
 }
 
 /** Pod side: address, link up, routes (and in `routed` mode a permanent neighbour for the gateway). */

@@ -12,6 +12,8 @@ export interface HostPort {
   ensureSysctl(path: string, value: string): boolean;
   exists(path: string): boolean;
   readSubnetFile(path: string): SubnetEnv | undefined;
+  /** The text of /proc/net/route (this namespace's main table). */
+  procRoutes(): string;
 }
 
 export interface CniDeps {
@@ -27,6 +29,7 @@ export const realHost: HostPort = {
   underlayMtu,
   ensureSysctl,
   exists: (p) => fs.existsSync(p),
+  procRoutes: () => fs.readFileSync('/proc/net/route', 'utf8'),
   readSubnetFile(p) {
     try {
       return parseSubnetEnv(fs.readFileSync(p, 'utf8'));

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { hostVethName, isOurVeth, parseVethAlias, renderVethAlias } from './naming.js';
+import { hostVethName, isOurVeth, isStaleOwnVeth, isTmpVeth, parseVethAlias, renderVethAlias, tmpVethName } from './naming.js';
 
 const idArb = fc.stringMatching(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/);
 const ifArb = fc.stringMatching(/^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,14}$/);
@@ -71,5 +71,28 @@ describe('veth alias', () => {
     for (const a of ['', 'twill/', 'twill/net/abc', 'twill/net/abc/eth0/x', 'twill//abc/eth0', 'twill/net//eth0', 'twill/net/abc/', 'calico/net/abc/eth0', 'Twill/net/abc/eth0']) {
       assert.equal(parseVethAlias(a), undefined, a);
     }
+  });
+});
+
+describe('temporary veth names and stale-own check', () => {
+  it('tmpVethName: twn + 12 hex, never a twl name, distinct across calls', () => {
+    const names = new Set(Array.from({ length: 1000 }, () => tmpVethName()));
+    assert.equal(names.size, 1000);
+    for (const n of names) {
+      assert.ok(isTmpVeth(n), n);
+      assert.equal(isOurVeth(n), false, n);
+      assert.ok(n.length <= 15);
+    }
+    assert.equal(tmpVethName(() => 0), 'twn000000000000');
+    assert.equal(isTmpVeth('twl0123456789ab'), false);
+  });
+
+  it('isStaleOwnVeth: only a veth whose alias names this attachment', () => {
+    const alias = renderVethAlias('net', { containerId: 'c1', ifName: 'eth0' });
+    assert.equal(isStaleOwnVeth({ ifalias: alias, linkinfo: { info_kind: 'veth' } }, alias), true);
+    assert.equal(isStaleOwnVeth({ ifalias: renderVethAlias('net', { containerId: 'c2', ifName: 'eth0' }), linkinfo: { info_kind: 'veth' } }, alias), false);
+    assert.equal(isStaleOwnVeth({ linkinfo: { info_kind: 'veth' } }, alias), false);
+    assert.equal(isStaleOwnVeth({ ifalias: alias, linkinfo: { info_kind: 'bridge' } }, alias), false);
+    assert.equal(isStaleOwnVeth({ ifalias: alias }, alias), false);
   });
 });

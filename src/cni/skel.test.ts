@@ -35,6 +35,7 @@ class Fake {
   readonly links = new Set<string>(['lo', 'eth0']);
   existing = new Set<string>(['/var/run/netns/pod1']);
   subnetFile: SubnetEnv | undefined = undefined;
+  procRoutes = 'Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n';
   depsCalls = 0;
   fail: (argv: string[], input: string | undefined) => CommandResult | undefined = () => undefined;
   throwFromHost: Error | undefined;
@@ -58,6 +59,7 @@ class Fake {
     },
     exists: (p) => this.existing.has(p),
     readSubnetFile: () => this.subnetFile,
+    procRoutes: () => this.procRoutes,
   };
 
   readonly make: DepsFactory = () => {
@@ -195,8 +197,44 @@ describe('runSkel: errors', () => {
   });
 });
 
+/** The temporary veth name the (last) host batch created. */
+function tmpName(f: Fake): string {
+  const input = [...f.calls].reverse().find((c) => c.argv.join(' ') === 'ip -batch -' && c.input?.includes('type veth'))?.input ?? '';
+  return /link add (\S+) /.exec(input)?.[1] ?? '';
+}
+
+function linkShow(kind: string, ifalias?: string): CommandResult {
+  return { status: 0, stdout: `${JSON.stringify([{ ifname: 'x', ...(ifalias ? { ifalias } : {}), linkinfo: { info_kind: kind } }])}\n`, stderr: '' };
+}
+
 describe('runSkel: ADD / DEL / GC with a fake kernel', () => {
   const veth = hostVethName({ containerId: 'abc123', ifName: 'eth0' });
+
+  it('an existing link of the veth name that is not this attachment`s veth is refused and left alone', () => {
+    for (const existing of [linkShow('veth', 'twill/twill/someone-else/eth0'), linkShow('veth'), linkShow('bridge', 'twill/twill/abc123/eth0')]) {
+      const f = new Fake();
+      const dataDir = freshDir();
+      f.links.add(veth);
+      f.fail = (argv) => (argv.join(' ') === `ip -json -details link show dev ${veth}` ? existing : undefined);
+      expectError(runSkel(podEnv('ADD'), config(dataDir), f.make), 101, '1.1.0', /exists and is not this attachment's veth/);
+      assert.ok(!f.calls.some((c) => c.argv.join(' ') === 'ip -batch -' || c.argv.includes('del')), `nothing deleted or created: ${f.cmdLines().join('; ')}`);
+      assert.deepEqual(FsIpamStore.openExisting(dataDir, 'twill')?.list(), [], 'reservation released');
+    }
+  });
+
+  it('the undo deletes only the link this ADD created: the temporary name before the rename, the final name after', () => {
+    const hostBatchFailsAt = (line: number) => (argv: string[]) =>
+      argv.join(' ') === 'ip -batch -' ? { status: 1, stdout: '', stderr: `RTNETLINK answers: File exists\nCommand failed -:${line}\n` } : undefined;
+    // Bridge mode lines: 1 link add, 2 alias, 3 addr, 4 bridge up, 5 master, 6 rename, 7 up.
+    for (const [line, final] of [[1, false], [5, false], [6, false], [7, true]] as const) {
+      const f = new Fake();
+      f.links.add('cni0');
+      f.fail = hostBatchFailsAt(line);
+      expectError(runSkel(podEnv('ADD'), config(freshDir()), f.make), 101, '1.1.0', /host side/);
+      const dels = f.cmdLines().filter((l) => l.startsWith('ip link del'));
+      assert.deepEqual(dels, [`ip link del ${final ? veth : tmpName(f)}`], `host batch failing at line ${line}`);
+    }
+  });
 
   it('a failing pod batch -> 101, rolled back: host veth deleted, reservation released', () => {
     const f = new Fake();
@@ -221,7 +259,7 @@ describe('runSkel: ADD / DEL / GC with a fake kernel', () => {
     const dataDir = freshDir();
     f.fail = (argv, input) => (argv.join(' ') === 'ip -batch -' && input?.includes('link add') ? { status: 1, stdout: '', stderr: 'RTNETLINK answers: File exists' } : undefined);
     expectError(runSkel(podEnv('ADD'), config(dataDir), f.make), 101, '1.1.0', /host side/);
-    assert.ok(f.cmdLines().includes(`ip link del ${veth}`));
+    assert.deepEqual(f.cmdLines().filter((l) => l.startsWith('ip link del')), [`ip link del ${tmpName(f)}`], 'only the temporary name is deleted');
     assert.deepEqual(FsIpamStore.openExisting(dataDir, 'twill')?.list(), []);
     f.fail = () => undefined;
     const retry = runSkel(podEnv('ADD'), config(dataDir), f.make);
@@ -246,16 +284,20 @@ describe('runSkel: ADD / DEL / GC with a fake kernel', () => {
       routes: [{ dst: '0.0.0.0/0', gw: '10.250.0.1' }],
       dns: {},
     });
+    const tmp = tmpName(f);
+    assert.match(tmp, /^twn[0-9a-f]{12}$/);
     assert.deepEqual(f.calls, [
-      { argv: ['ip', 'link', 'add', 'name', 'cni0', 'address', '0e:58:0a:fa:00:01', 'type', 'bridge'], input: undefined },
+      { argv: ['ip', '-batch', '-'], input: 'link add name cni0 address 0e:58:0a:fa:00:01 type bridge\nlink set dev cni0 alias twill-bridge/twill\n' },
       {
         argv: ['ip', '-batch', '-'],
         input: [
-          `link add ${veth} mtu 1400 address 0e:58:0a:fa:00:02 type veth peer name eth0 mtu 1400 address 0a:58:0a:fa:00:02 netns /var/run/netns/pod1`,
-          `link set dev ${veth} alias twill/twill/abc123/eth0`,
+          `link add ${tmp} mtu 1400 address 0e:58:0a:fa:00:02 type veth peer name eth0 mtu 1400 address 0a:58:0a:fa:00:02 netns /var/run/netns/pod1`,
+          `link set dev ${tmp} alias twill/twill/abc123/eth0`,
           'addr replace 10.250.0.1/24 dev cni0',
           'link set dev cni0 up',
-          `link set dev ${veth} master cni0 up`,
+          `link set dev ${tmp} master cni0`,
+          `link set dev ${tmp} name ${veth}`,
+          `link set dev ${veth} up`,
           '',
         ].join('\n'),
       },
@@ -273,10 +315,13 @@ describe('runSkel: ADD / DEL / GC with a fake kernel', () => {
     f.links.add(veth);
     f.links.add('cni0');
     f.calls.length = 0;
+    f.fail = (argv) => (argv.join(' ') === `ip -json -details link show dev ${veth}` ? linkShow('veth', 'twill/twill/abc123/eth0') : undefined);
     const again = runSkel(podEnv('ADD'), config(dataDir, { mtu: 1400 }), f.make);
+    f.fail = () => undefined;
     assert.equal(again.exitCode, 0, again.stdout);
     assert.deepEqual((parseOut(again.stdout).ips as unknown[])[0], { address: '10.250.0.2/24', gateway: '10.250.0.1', interface: 2 });
-    assert.ok(f.calls[0]?.input?.startsWith(`link del ${veth}\n`), 'the retried ADD replaces the leftover link');
+    assert.equal(f.cmdLines()[0], `ip -json -details link show dev ${veth}`, 'the existing link is inspected first');
+    assert.ok(f.calls[1]?.input?.startsWith(`link del ${veth}\n`), 'the retried ADD replaces its own leftover link');
 
     // DEL: link deleted, reservation released; a second DEL is still success.
     f.calls.length = 0;

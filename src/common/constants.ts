@@ -7,8 +7,17 @@
 export const VETH_PREFIX = 'twl';
 export const VETH_HASH_LEN = 12;
 
+/**
+ * Temporary name of a host-side veth while ADD configures it (prefix + 12 random hex): it is renamed
+ * to its `twl` name only once its alias is set, so no process ever sees an un-aliased `twl` veth.
+ */
+export const VETH_TMP_PREFIX = 'twn';
+
 /** ifalias written on every host-side veth: `twill/<network>/<containerId>/<ifName>`. */
 export const VETH_ALIAS_PREFIX = 'twill/';
+
+/** ifalias on the bridge Twill created: `twill-bridge/<network>` (only such a bridge has stale gateways removed). */
+export const BRIDGE_ALIAS_PREFIX = 'twill-bridge/';
 
 /** Default bridge for `bridge` mode (flannel's name, so operators find it where they expect). */
 export const DEFAULT_BRIDGE = 'cni0';

@@ -68,6 +68,8 @@ export function release(store: IpamStore, owner: Attachment): number | undefined
 
 /** Releases every reservation (and index entry) whose attachment is not in `valid`. */
 export function collectGarbage(store: IpamStore, valid: readonly Attachment[]): Reservation[] {
+  // Sweep first: a release claim left by a killed process blocks its record until it is swept.
+  store.sweepTemporary();
   const keep = new Set(valid.map(attachmentKey));
   const released: Reservation[] = [];
   for (const r of store.list()) {
@@ -76,7 +78,6 @@ export function collectGarbage(store: IpamStore, valid: readonly Attachment[]): 
   for (const a of store.listLookups()) {
     if (!keep.has(attachmentKey(a))) store.setLookup(a, undefined);
   }
-  store.sweepTemporary();
   return released;
 }
 

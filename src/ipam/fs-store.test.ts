@@ -2,6 +2,8 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import fsCjs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { allocate, collectGarbage, release } from './allocator.js';
@@ -80,28 +82,109 @@ describe('FsIpamStore on disk', () => {
     assert.equal(s.tryReserve(ip('10.250.0.2'), att(1)), true, 'the address is free again');
   });
 
-  it('sweepTemporary removes temp files of dead PIDs and unparsable names, keeps those of live PIDs and its own', () => {
+  it('sweepTemporary removes temporary files and release claims by age, never by PID, and keeps fresh ones', () => {
     const dataDir = freshDataDir();
     const s = FsIpamStore.open(dataDir, 'net');
-    const dead = spawnSync(process.execPath, ['-e', '']).pid;
-    assert.ok(dead !== undefined && !fs.existsSync(`/proc/${dead}`), 'test setup: a dead PID');
-    const names = {
-      dead: `.tmp-${dead}-1`,
-      dead2: `.tmp-${dead}-7`,
-      junk: '.tmp-notapid-1',
-      live: `.tmp-${process.ppid}-3`,
-      init: '.tmp-1-1',
-      own: `.tmp-${process.pid}-42`,
-    };
-    for (const n of Object.values(names)) fs.writeFileSync(path.join(s.dir, n), 'partial');
+    const hourAgo = new Date(Date.now() - 3600_000);
+    const old = ['.tmp-1-1', '.tmp-1-2', `.tmp-${process.pid}-7`, `.tmp-${process.ppid}-3`, '.tmp-notapid-1'];
+    const fresh = ['.tmp-1-9', `.tmp-${process.pid}-8`];
+    for (const n of [...old, ...fresh]) fs.writeFileSync(path.join(s.dir, n), 'partial');
+    for (const n of old) fs.utimesSync(path.join(s.dir, n), hourAgo, hourAgo);
     fs.writeFileSync(path.join(s.dir, '10.250.0.9'), 'c9\neth0\n');
-    assert.equal(s.sweepTemporary(), 3);
-    assert.deepEqual(tmpFiles(s.dir).sort(), [names.init, names.live, names.own].sort());
+    fs.utimesSync(path.join(s.dir, '10.250.0.9'), hourAgo, hourAgo);
+    // A claim on an old record is fresh as long as its ctime (set by link(2)) is: it is kept.
+    fs.linkSync(path.join(s.dir, '10.250.0.9'), path.join(s.dir, `.tmp-rel-10.250.0.9-${fs.statSync(path.join(s.dir, '10.250.0.9')).ino}`));
+    assert.equal(s.sweepTemporary(), old.length, 'the PID-1 leftovers (an agent in a container) go too');
+    assert.deepEqual(tmpFiles(s.dir).sort(), [...fresh, `.tmp-rel-10.250.0.9-${fs.statSync(path.join(s.dir, '10.250.0.9')).ino}`].sort());
     assert.ok(fs.existsSync(path.join(s.dir, '10.250.0.9')), 'records are never swept');
+    // An hour later the claim is a leftover of a killed release and goes; the record stays.
+    assert.equal(s.sweepTemporary(Date.now() + 3600_000), fresh.length + 1);
+    assert.deepEqual(tmpFiles(s.dir), []);
+    assert.deepEqual(s.ownerOf(ip('10.250.0.9')), att(9));
     // collectGarbage sweeps too.
-    fs.writeFileSync(path.join(s.dir, `.tmp-${dead}-2`), 'partial');
+    fs.writeFileSync(path.join(s.dir, '.tmp-1-3'), 'partial');
+    fs.utimesSync(path.join(s.dir, '.tmp-1-3'), hourAgo, hourAgo);
     collectGarbage(s, [att(9)]);
-    assert.deepEqual(tmpFiles(s.dir).sort(), [names.init, names.live, names.own].sort());
+    assert.deepEqual(tmpFiles(s.dir), []);
+  });
+
+  it('a stale claim left by a killed release blocks only that record until GC sweeps it; then GC releases it', () => {
+    const dataDir = freshDataDir();
+    const s = FsIpamStore.open(dataDir, 'net');
+    const a = allocate(s, SMALL, att(1));
+    const rec = path.join(s.dir, '10.250.0.2');
+    fs.linkSync(rec, path.join(s.dir, `.tmp-rel-10.250.0.2-${fs.statSync(rec).ino}`));
+    assert.equal(s.release(a.ip, att(1)), false, 'another process holds the claim: not released twice');
+    assert.deepEqual(s.ownerOf(a.ip), att(1));
+    assert.equal(s.sweepTemporary(Date.now() + 3600_000), 1);
+    assert.deepEqual(collectGarbage(s, []).map((r) => r.ip), [a.ip]);
+    assert.deepEqual(fs.readdirSync(s.dir).filter((n) => n !== 'by-attachment' && n !== 'last_reserved_ip'), []);
+  });
+
+  it('a process running as PID 1 (new PID namespace) with .tmp-1-* leftovers allocates and releases', (t) => {
+    const dataDir = freshDataDir();
+    const s = FsIpamStore.open(dataDir, 'net');
+    for (let i = 1; i <= 5; i++) fs.writeFileSync(path.join(s.dir, `.tmp-1-${i}`), 'partial');
+    const probe = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, '-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    if (probe.status !== 0 || probe.stdout !== '1') {
+      t.skip(`cannot run a process as PID 1 here (unshare --pid needs root): ${probe.stderr.trim()}`);
+      return;
+    }
+    const script = `import { FsIpamStore } from ${JSON.stringify(new URL('./fs-store.js', import.meta.url).href)};
+import { allocate, release } from ${JSON.stringify(new URL('./allocator.js', import.meta.url).href)};
+if (process.pid !== 1) throw new Error('not PID 1: ' + process.pid);
+const store = FsIpamStore.open(${JSON.stringify(dataDir)}, 'net');
+const range = ${JSON.stringify(SMALL)};
+const got = [];
+for (let i = 0; i < 3; i++) got.push(allocate(store, range, { containerId: 'pid1-' + i, ifName: 'eth0' }).ip);
+release(store, { containerId: 'pid1-0', ifName: 'eth0' });
+process.stdout.write(JSON.stringify(got));
+`;
+    const r = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `allocation as PID 1 failed: ${r.stderr}`);
+    assert.deepEqual(JSON.parse(r.stdout), [ip('10.250.0.2'), ip('10.250.0.3'), ip('10.250.0.4')]);
+    assert.deepEqual(s.list().map((x) => x.containerId).sort(), ['pid1-1', 'pid1-2']);
+  });
+
+  it('release is atomic: a concurrent release plus re-reserve at any read of the release never loses the new record', () => {
+    // Run "another process releases A's record and B reserves the address" at the n-th moment the
+    // release reads a file of that address (its record, or its claim), for every n the release has.
+    for (const nth of [1, 2, 3]) {
+      const dataDir = freshDataDir();
+      const s1 = FsIpamStore.open(dataDir, 'net');
+      const s2 = FsIpamStore.open(dataDir, 'net');
+      const x = ip('10.250.0.5');
+      assert.ok(s1.tryReserve(x, att('A')));
+      const original = fsCjs.readFileSync;
+      let reads = 0;
+      let nested = false;
+      let interleaved: { released: boolean; reservedB: boolean } | undefined;
+      fsCjs.readFileSync = ((...args: Parameters<typeof original>) => {
+        const out = original(...args);
+        if (!nested && String(args[0]).includes('10.250.0.5') && ++reads === nth) {
+          nested = true;
+          interleaved = { released: s2.release(x, att('A')), reservedB: s2.tryReserve(x, att('B')) };
+          nested = false;
+        }
+        return out;
+      }) as typeof original;
+      syncBuiltinESMExports();
+      let released: boolean;
+      try {
+        released = s1.release(x, att('A'));
+      } finally {
+        fsCjs.readFileSync = original;
+        syncBuiltinESMExports();
+      }
+      if (interleaved === undefined) {
+        assert.ok(nth > 1, 'test setup: the release reads the record at least once');
+        continue;
+      }
+      assert.equal(Number(released) + Number(interleaved.released), 1, `read ${nth}: exactly one of the two releases released A`);
+      if (interleaved.reservedB) assert.deepEqual(s1.ownerOf(x), att('B'), `read ${nth}: B's fresh reservation survives`);
+      else assert.equal(s1.ownerOf(x), undefined);
+      assert.deepEqual(tmpFiles(s1.dir), [], 'no claim left behind');
+    }
   });
 });
 
@@ -118,6 +201,8 @@ describe('FsIpamStore under concurrency', () => {
     fs.writeFileSync(
       script,
       `import * as fs from 'node:fs';
+import fsCjs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { FsIpamStore } from ${JSON.stringify(storeUrl)};
 import { allocate } from ${JSON.stringify(allocUrl)};
 const [dataDir, id, goFile, count, first, last, gw] = process.argv.slice(2);

@@ -4,21 +4,40 @@
  *   <dataDir>/<network>/<a.b.c.d>                  the reservation: "containerId\nifName\n"
  *   <dataDir>/<network>/by-attachment/<cid>@<if>    symlink to the address (index)
  *   <dataDir>/<network>/last_reserved_ip            round-robin hint
- *   <dataDir>/<network>/.tmp-<pid>-<n>              a write in progress
+ *   <dataDir>/<network>/.tmp-<pid>-<time>-<random>  a write in progress (unique across processes and restarts)
+ *   <dataDir>/<network>/.tmp-rel-<a.b.c.d>-<inode>  a release in progress: a claim on one record
  *
  * A reservation is written complete into a temporary file and then hard-linked to its address:
  * link(2) fails with EEXIST when the address is taken, so two plugins never get the same one, and
- * a crash leaves either a complete record or none. Temporary files of dead processes are swept.
+ * a crash leaves either a complete record or none.
+ *
+ * A record is removed only by the process that holds its claim: a hard link of the record under a
+ * name made of the address and the record's inode number. link(2) creates it for one process only;
+ * the holder reads the owner from the claimed inode (not from the address name, which may by then
+ * name a newer record) and unlinks the address only then. No other process can remove that record
+ * meanwhile (it would need the same claim), so a release racing another release and a re-reserve
+ * never deletes the newer record. Leftovers of killed writers (temporary files, claims) are swept by
+ * age, not by PID: PIDs repeat across containers and restarts (an agent runs as PID 1).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCode, TwillError } from '../common/errors.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
-import { attachmentKey, type Attachment, type IpamStore, type Reservation } from './types.js';
+import { attachmentKey, sameAttachment, type Attachment, type IpamStore, type Reservation } from './types.js';
 
 const INDEX_DIR = 'by-attachment';
 const LAST = 'last_reserved_ip';
 const TMP = '.tmp-';
+const CLAIM = `${TMP}rel-`;
+/**
+ * Age after which a temporary file or claim is a leftover of a killed process. A writer holds one for
+ * a few system calls; only a process stopped for longer than this in the middle of a write could be
+ * disturbed by the sweep (and then its write fails, it never corrupts a record).
+ */
+export const STALE_TEMP_MS = 60_000;
+/** How many 1 ms naps a release waits for another process's claim on the same record. */
+const CLAIM_WAIT_TRIES = 50;
+const NAP = new Int32Array(new SharedArrayBuffer(4));
 
 function code(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
@@ -28,8 +47,13 @@ function io(what: string, e: unknown): TwillError {
   return new TwillError(ErrorCode.IoFailure, `IPAM store: ${what}: ${(e as Error).message}`, { cause: e });
 }
 
+/** A name no other process, and no earlier run of this PID, uses: pid + monotonic time + random. */
+function uniqueSuffix(): string {
+  const rnd = Math.floor(Math.random() * 0x1000000000000).toString(36);
+  return `${process.pid}-${process.hrtime.bigint().toString(36)}-${rnd}`;
+}
+
 export class FsIpamStore implements IpamStore {
-  private seq = 0;
   private constructor(readonly dir: string) {}
 
   /** Opens (creating if needed) the store of `network` under `dataDir`. */
@@ -50,8 +74,7 @@ export class FsIpamStore implements IpamStore {
   }
 
   private tmpName(): string {
-    this.seq += 1;
-    return path.join(this.dir, `${TMP}${process.pid}-${this.seq}`);
+    return path.join(this.dir, `${TMP}${uniqueSuffix()}`);
   }
 
   private writeTmp(content: string): string {
@@ -91,9 +114,13 @@ export class FsIpamStore implements IpamStore {
   }
 
   private readRecord(name: string): Attachment | undefined {
+    return this.readRecordAt(path.join(this.dir, name), name);
+  }
+
+  private readRecordAt(file: string, name: string): Attachment | undefined {
     let text: string;
     try {
-      text = fs.readFileSync(path.join(this.dir, name), 'utf8');
+      text = fs.readFileSync(file, 'utf8');
     } catch (e) {
       if (code(e) === 'ENOENT') return undefined;
       throw io(`cannot read ${name}`, e);
@@ -104,10 +131,52 @@ export class FsIpamStore implements IpamStore {
   }
 
   release(ip: number, owner: Attachment): boolean {
-    const holder = this.ownerOf(ip);
-    if (!holder || holder.containerId !== owner.containerId || holder.ifName !== owner.ifName) return false;
-    this.unlinkQuiet(path.join(this.dir, formatIPv4(ip)));
-    return true;
+    return this.removeRecordIf(formatIPv4(ip), (holder) => holder !== undefined && sameAttachment(holder, owner));
+  }
+
+  /**
+   * Removes the record `name` if `doomed` says so of the owner read from the record itself, holding
+   * the record's claim (see the header). False when the record is gone or not doomed. A claim held by
+   * another process (for a few system calls: it may be checking a record that is not its own) is
+   * waited for briefly; one that stays is a killed release's, swept by GC, and this call gives up.
+   */
+  private removeRecordIf(name: string, doomed: (holder: Attachment | undefined) => boolean): boolean {
+    for (let attempt = 0; ; attempt++) {
+      const r = this.tryRemoveRecordIf(name, doomed);
+      if (r !== 'busy') return r === 'removed';
+      if (attempt >= CLAIM_WAIT_TRIES) return false;
+      Atomics.wait(NAP, 0, 0, 1);
+    }
+  }
+
+  private tryRemoveRecordIf(name: string, doomed: (holder: Attachment | undefined) => boolean): 'removed' | 'kept' | 'busy' {
+    const file = path.join(this.dir, name);
+    // Cheap first look: most calls concern a record that is or is not the caller's for sure.
+    if (!doomed(this.readRecordAt(file, name))) return 'kept';
+    let ino: number;
+    try {
+      ino = fs.lstatSync(file).ino;
+    } catch (e) {
+      if (code(e) === 'ENOENT') return 'kept';
+      throw io(`cannot read ${name}`, e);
+    }
+    const claim = path.join(this.dir, `${CLAIM}${name}-${ino}`);
+    try {
+      fs.linkSync(file, claim);
+    } catch (e) {
+      if (code(e) === 'ENOENT') return 'kept'; // removed meanwhile
+      if (code(e) === 'EEXIST') return 'busy'; // another process holds the claim on this very record
+      throw io(`cannot claim ${name}`, e);
+    }
+    try {
+      // The address may name a newer record than the one stat-ed above: then the claim is on that
+      // one under a name nobody else uses for it, and it is simply dropped.
+      if (fs.lstatSync(claim).ino !== ino || !doomed(this.readRecordAt(claim, name))) return 'kept';
+      this.unlinkQuiet(file);
+      return 'removed';
+    } finally {
+      this.unlinkQuiet(claim);
+    }
   }
 
   lookup(owner: Attachment): number | undefined {
@@ -194,23 +263,36 @@ export class FsIpamStore implements IpamStore {
     }
   }
 
-  sweepTemporary(): number {
+  sweepTemporary(now = Date.now()): number {
     let removed = 0;
     for (const name of this.names()) {
       // A record is created whole by link(2), so one without owner lines can only be the remnant of a
       // power loss before the data reached the disk: it would block its address forever.
-      if (parseIPv4(name) !== undefined && this.readRecord(name) === undefined) {
-        this.unlinkQuiet(path.join(this.dir, name));
-        removed += 1;
+      if (parseIPv4(name) !== undefined) {
+        if (this.readRecord(name) === undefined && this.removeRecordIf(name, (holder) => holder === undefined)) removed += 1;
         continue;
       }
-      if (!name.startsWith(TMP)) continue;
-      const pid = Number(name.slice(TMP.length).split('-')[0]);
-      if (Number.isInteger(pid) && pid !== process.pid && fs.existsSync(`/proc/${pid}`)) continue;
-      if (pid === process.pid) continue;
-      this.unlinkQuiet(path.join(this.dir, name));
-      removed += 1;
+      if (name.startsWith(TMP) && this.isStale(name, now)) {
+        this.unlinkQuiet(path.join(this.dir, name));
+        removed += 1;
+      }
     }
     return removed;
+  }
+
+  /**
+   * A temporary file's age is its mtime (written once, at creation). A claim is a hard link to an old
+   * record, whose mtime is the record's: its age is the inode's ctime, which link(2) sets.
+   */
+  private isStale(name: string, now: number): boolean {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(path.join(this.dir, name));
+    } catch (e) {
+      if (code(e) === 'ENOENT') return false;
+      throw io(`cannot read ${name}`, e);
+    }
+    const born = name.startsWith(CLAIM) ? st.ctimeMs : st.mtimeMs;
+    return now - born > STALE_TEMP_MS;
   }
 }

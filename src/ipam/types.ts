@@ -19,7 +19,10 @@ export interface IpamStore {
   tryReserve(ip: number, owner: Attachment): boolean;
   /** The owner recorded for `ip`, or undefined. */
   ownerOf(ip: number): Attachment | undefined;
-  /** Removes the record for `ip` if `owner` holds it. */
+  /**
+   * Removes the record for `ip` if `owner` holds it, atomically: never a record another attachment
+   * reserved after `owner`'s was released by someone else. False when not held by `owner`.
+   */
   release(ip: number, owner: Attachment): boolean;
   /** Index from attachment to address (a hint: the record itself is the truth). */
   lookup(owner: Attachment): number | undefined;
@@ -29,7 +32,7 @@ export interface IpamStore {
   listLookups(): Attachment[];
   lastReserved(): number | undefined;
   setLastReserved(ip: number): void;
-  /** Removes leftovers of interrupted writes (temporary files); returns how many. */
+  /** Removes leftovers of interrupted writes (temporary files older than a grace age); returns how many. */
   sweepTemporary(): number;
 }
 

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, utimesSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { CNI_BIN, cniEnv, must, ping, sh, withScope, type Scope } from './harness.js';
@@ -116,9 +116,55 @@ test('an ADD killed with SIGKILL at any point leaves nothing that GC does not cl
     assert.equal(gc.status, 0, gc.stdout);
     assert.deepEqual(reservations(dataDir, 'kill'), [keepIp], 'only the valid pod keeps its address');
     assert.equal(ourVeths(host).length, 1, 'only the valid pod keeps its veth');
-    const leftovers = readdirSync(path.join(dataDir, 'kill')).filter((n) => n.startsWith('.tmp-'));
-    assert.deepEqual(leftovers, [], 'no temporary files of dead plugins');
+    // A killed plugin's temporary file is swept by age (PIDs are no evidence: they repeat across PID
+    // namespaces), once older than the grace period: age the leftovers and GC again.
+    const storeDir = path.join(dataDir, 'kill');
+    const leftovers = readdirSync(storeDir).filter((n) => n.startsWith('.tmp-'));
+    const hourAgo = new Date(Date.now() - 3600_000);
+    for (const n of leftovers) utimesSync(path.join(storeDir, n), hourAgo, hourAgo);
+    assert.equal(sh(['ip', 'netns', 'exec', host, 'env', '-i', ...cniEnv({ command: 'GC' }), CNI_BIN], JSON.stringify({ ...config, 'cni.dev/valid-attachments': [{ containerID: 'keeper', ifname: 'eth0' }] })).status, 0);
+    console.log(`# ${leftovers.length} temporary files of killed plugins, swept once aged`);
+    assert.deepEqual(readdirSync(storeDir).filter((n) => n.startsWith('.tmp-') && !n.startsWith('.tmp-rel-')), [], 'no temporary files of dead plugins after the grace period');
+    assert.deepEqual(reservations(dataDir, 'kill'), [keepIp]);
     assert.deepEqual(readdirSync(path.join(dataDir, 'kill', 'by-attachment')), ['keeper@eth0']);
     assert.ok(ping(keepNs, '10.202.0.1'), 'the valid pod still reaches its gateway');
+  });
+});
+
+test('GC in a loop (this network with the valid list, another network with none) while 50 ADDs run: no ADD fails, no pod loses its veth', { timeout: 300_000 }, async () => {
+  await withScope(async (s) => {
+    const ADDS = 50;
+    const { host, config, dataDir } = setup(s, 'race', '10.203.0.0/24');
+    const other = { ...config, name: 'race-other', bridge: 'cni9', ipam: { ...(config.ipam as object), subnet: '10.204.0.0/24' } };
+    const pods = Array.from({ length: ADDS }, (_, i) => ({ id: `rpod${i}`, ns: s.netns(`r${i}-`) }));
+    const valid = pods.map((p) => ({ containerID: p.id, ifname: 'eth0' }));
+    let stop = false;
+    let gcs = 0;
+    const gcFailures: string[] = [];
+    const gcLoop = async (conf: Record<string, unknown>): Promise<void> => {
+      while (!stop) {
+        const r = await cniAsync(host, { command: 'GC' }, conf);
+        gcs += 1;
+        if (r.status !== 0) gcFailures.push(r.stdout);
+      }
+    };
+    const loops = [gcLoop({ ...config, 'cni.dev/valid-attachments': valid }), gcLoop({ ...other, 'cni.dev/valid-attachments': [] }), gcLoop({ ...other, 'cni.dev/valid-attachments': [] })];
+    const adds = await Promise.all(pods.map((p) => cniAsync(host, { command: 'ADD', containerId: p.id, netns: `/run/netns/${p.ns}`, ifName: 'eth0' }, config)));
+    // GC keeps running a little after the last ADD: a finished pod must survive it too.
+    const gcsAtEnd = gcs;
+    while (gcs < gcsAtEnd + 6) await new Promise((r) => setTimeout(r, 20));
+    stop = true;
+    await Promise.all(loops);
+    console.log(`# ${gcs} GC runs during ${ADDS} parallel ADDs`);
+    assert.deepEqual(gcFailures, [], 'every GC succeeded');
+    assert.deepEqual(adds.map((r, i) => (r.status === 0 ? '' : `ADD ${i}: ${r.stdout}`)).filter(Boolean), [], 'no ADD failed');
+    assert.ok(gcs >= 9, 'GC really ran during the ADDs');
+    const veths = new Set(ourVeths(host));
+    assert.equal(veths.size, ADDS, 'every pod keeps its host veth');
+    const lostPodSide = pods.filter((p) => sh(['ip', '-n', p.ns, 'link', 'show', 'dev', 'eth0']).status !== 0).map((p) => p.id);
+    assert.deepEqual(lostPodSide, [], 'every pod keeps its eth0');
+    const tmp = must(['ip', '-n', host, '-o', 'link', 'show']).split('\n').filter((l) => /^\d+: twn[0-9a-f]{12}/.test(l));
+    assert.deepEqual(tmp, [], 'no veth left under a temporary name');
+    assert.equal(reservations(dataDir, 'race').length, ADDS);
   });
 });

@@ -382,3 +382,31 @@ describe('twill-cni STATUS at 1.1.0', () => {
     }),
   );
 });
+
+describe('twill-cni bridge gateway after a subnet change', () => {
+  test('ADD with subnet A, then with subnet B: the bridge holds only B`s gateway and no route for A; an operator`s bridge keeps its addresses', { timeout: TIMEOUT }, () =>
+    withScope((s) => {
+      const net = setupNet(s, '1.1.0', 'bridge', 50, false);
+      const inet = (dev: string): string[] =>
+        ((ipJson(net.host, ['addr', 'show', 'dev', dev])[0]?.addr_info as Json[] | undefined) ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+      const routesOn = (dev: string): string[] => ipJson(net.host, ['route', 'show', 'dev', dev]).map((r) => String(r.dst));
+      writeFileSync(net.subnetFile, 'TWILL_NETWORK=10.210.0.0/16\nTWILL_SUBNET=10.210.50.1/24\nTWILL_MTU=1400\n');
+      ok(call(net, 'ADD', 'a1', s.netns('pod')), 'ADD with subnet A');
+      assert.deepEqual(inet('cni0'), ['10.210.50.1/24']);
+      // The node's lease moved: the agent rewrote the subnet file.
+      writeFileSync(net.subnetFile, 'TWILL_NETWORK=10.210.0.0/16\nTWILL_SUBNET=10.210.51.1/24\nTWILL_MTU=1400\n');
+      const nsB = s.netns('pod');
+      const b = ok(call(net, 'ADD', 'b1', nsB), 'ADD with subnet B');
+      assert.match(String((b.ips as Json[])[0]?.address), /^10\.210\.51\./);
+      assert.deepEqual(inet('cni0'), ['10.210.51.1/24'], 'only the current gateway on the bridge');
+      assert.deepEqual(routesOn('cni0'), ['10.210.51.0/24'], 'no connected route for the old subnet');
+      assertPing(nsB, '10.210.51.1', 'pod in B -> its gateway');
+
+      // An operator's bridge named in the config (no Twill alias, its own MAC) keeps its other addresses.
+      must(['ip', '-n', net.host, 'link', 'add', 'name', 'brop', 'address', '02:00:00:00:00:01', 'type', 'bridge']);
+      must(['ip', '-n', net.host, 'addr', 'add', '192.0.2.1/24', 'dev', 'brop']);
+      ok(call(net, 'ADD', 'o1', s.netns('pod'), net.config({ name: 'twop', bridge: 'brop' })), 'ADD on the operator`s bridge');
+      assert.deepEqual(inet('brop').sort(), ['10.210.51.1/24', '192.0.2.1/24']);
+    }),
+  );
+});

@@ -3,6 +3,11 @@
  * attachment is not in `cni.dev/valid-attachments`. Works without the pod netns (libcni may call
  * it after the sandbox is gone).
  *
+ * Veths: an aliased one (final or temporary name) goes when its alias names this network and an
+ * attachment not in the list. An un-aliased temporary one is an ADD in the middle of its host batch
+ * and is never touched (ADD renames to the `twl` name only after the alias, so an un-aliased `twl`
+ * veth is a leftover of an older Twill and goes as before).
+ *
  * The list arriving as `null` means "no valid attachments" (libcni sends an empty Go slice so).
  * The key missing altogether is an error: a runtime that sends no list must not wipe the node.
  */
@@ -14,7 +19,7 @@ import { formatIPv4 } from '../../net/ipv4.js';
 import type { NetConf } from '../config.js';
 import type { CniDeps } from '../deps.js';
 import { listHostVeths } from '../host-veths.js';
-import { hostVethName } from '../naming.js';
+import { hostVethName, isOurVeth } from '../naming.js';
 import { ipamDataDir } from '../pod-network.js';
 import { removeLink } from './add.js';
 
@@ -33,8 +38,8 @@ export function cmdGc(conf: NetConf, deps: CniDeps): void {
   const store = FsIpamStore.openExisting(ipamDataDir(conf), conf.name);
   const released = store ? collectGarbage(store, valid) : [];
 
-  const stale = listHostVeths(deps.runner)
-    .filter(({ name, owner }) => (owner ? owner.network === conf.name && !keep.has(attachmentKey(owner.attachment)) : !keepNames.has(name)))
+  const stale = listHostVeths(deps.runner, { includeTemporary: true })
+    .filter(({ name, owner }) => (owner ? owner.network === conf.name && !keep.has(attachmentKey(owner.attachment)) : isOurVeth(name) && !keepNames.has(name)))
     .map((v) => v.name);
   for (const name of stale) removeLink(deps, name);
   deps.log.info('gc done', { valid: valid.length, released: released.map((r) => formatIPv4(r.ip)), removedLinks: stale });
