@@ -132,6 +132,16 @@ describe('CNI socket server', () => {
     }, counting);
   });
 
+  it('survives a verb whose deps throw: that caller loses its answer, the next one is served', async () => {
+    const throwing: CniServerOptions['deps'] = () => () => {
+      throw new Error('broken deps');
+    };
+    await withServer(async (socket) => {
+      assert.equal(await call(socket, renderRequest({ env: addEnv, stdin: addConf })), 'accepted\n');
+      assert.match(await call(socket, renderRequest({ env: env({ CNI_COMMAND: 'VERSION' }), stdin: '{}' })), /^accepted\n0\n/);
+    }, throwing);
+  });
+
   it('refuses a non-root caller with code 110 from its kernel credentials, even on a socket opened to all', { skip: !isRoot || !has('setpriv') || !has('socat') ? 'needs root, setpriv and socat' : false }, async () => {
     // nobody must be able to reach the socket's directory for the kernel's socket-file check to be the one that bites.
     const pub = path.join(dir, 'pub');

@@ -39,6 +39,10 @@ function checkSocketDir(dir: string): void {
 /** The whole request (the shim half-closes after it), or undefined when it is too big or the caller went away. */
 function readRequest(conn: Socket): Promise<string | undefined> {
   return new Promise((resolve) => {
+    if (conn.destroyed) {
+      resolve(undefined);
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     conn.on('data', (d: Buffer) => {
@@ -81,8 +85,12 @@ async function serve(conn: Socket, o: CniServerOptions, ownNetns: string): Promi
   const req = d.req;
   conn.write(`${WIRE_ACCEPTED}\n`, (err) => {
     if (err) return;
-    const out = runSkel(req.env, req.stdin, depsFor(req.env));
-    conn.end(renderResponse(out.exitCode, out.stdout));
+    try {
+      const out = runSkel(req.env, req.stdin, depsFor(req.env));
+      conn.end(renderResponse(out.exitCode, out.stdout));
+    } catch {
+      conn.destroy(); // the shim reports the lost answer (code 11); the agent keeps serving
+    }
   });
 }
 
@@ -98,7 +106,9 @@ export async function startCniServer(o: CniServerOptions): Promise<Server> {
   // Verbs act on the namespace they run in: serve only callers from the agent's own.
   const ownNetns = fs.readlinkSync('/proc/self/ns/net');
   // allowHalfOpen: the shim's end of the request must not end the answer.
-  const server = createServer({ allowHalfOpen: true }, (conn) => void serve(conn, o, ownNetns));
+  const server = createServer({ allowHalfOpen: true }, (conn) => {
+    serve(conn, o, ownNetns).catch(() => conn.destroy());
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // bind(2) runs synchronously inside listen(): the socket file is created 0600, never wider.
