@@ -104,6 +104,16 @@ describe('parseNetConf', () => {
     assert.equal(parseNetConf(json({ bridge: 'abcdefghijklmno' })).bridge, 'abcdefghijklmno');
   });
 
+  it('a relative (or empty) logFile, ipam.dataDir or ipam.subnetFile -> 7 naming the field', () => {
+    for (const bad of ['', 'twill.log', './twill.log', 'var/lib/twill', '~/x', '/tmp/a\u0000b']) {
+      fails(json({ logFile: bad }), ErrorCode.InvalidConfig, /^invalid network configuration: logFile: expected an absolute path/);
+      fails(json({ ipam: { type: 'twill', dataDir: bad } }), ErrorCode.InvalidConfig, /ipam\.dataDir: expected an absolute path/);
+      fails(json({ ipam: { type: 'twill', subnetFile: bad } }), ErrorCode.InvalidConfig, /ipam\.subnetFile: expected an absolute path/);
+    }
+    const ok = parseNetConf(json({ logFile: '/var/log/twill.log', ipam: { type: 'twill', dataDir: '/var/lib/twill/ipam', subnetFile: '/run/twill/subnet.env' } }));
+    assert.equal(ok.ipam?.dataDir, '/var/lib/twill/ipam');
+  });
+
   it('ipam type other than twill -> 7', () => {
     for (const type of ['host-local', 'dhcp', '', 'Twill']) fails(json({ ipam: { type } }), ErrorCode.InvalidConfig, /ipam type/);
   });

@@ -5,7 +5,7 @@
  * its latency budget; zod/mini cost 7-10 ms per call (load, schema construction, parse), about a sixth
  * of a whole ADD. The checks are declarative enough to read as a schema: each names the field path.
  */
-import { SUPPORTED_VERSIONS, type CniVersion } from '../common/constants.js';
+import { POD_MTU_MAX, POD_MTU_MIN, SUPPORTED_VERSIONS, type CniVersion } from '../common/constants.js';
 import { ErrorCode, TwillError } from '../common/errors.js';
 
 export interface RouteConf {
@@ -66,6 +66,15 @@ function str(o: Obj, key: string, path: string, required: boolean): void {
   if (typeof v !== 'string') fail(`${path}${key}`, 'a string', v);
 }
 
+/**
+ * Paths are absolute: the agent and the standalone plugin run in different working directories, so
+ * a relative one would name two different files. No NUL (it cannot reach a system call).
+ */
+function absPath(o: Obj, key: string, path: string): void {
+  const v = o[key];
+  if (v !== undefined && (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0'))) fail(`${path}${key}`, 'an absolute path', v);
+}
+
 function bool(o: Obj, key: string): void {
   const v = o[key];
   if (v !== undefined && typeof v !== 'boolean') fail(key, 'true or false', v);
@@ -92,6 +101,7 @@ function ipam(v: unknown): void {
   if (!isObj(v)) fail('ipam', 'an object', v);
   for (const k of ['type']) str(v, k, 'ipam.', true);
   for (const k of ['subnet', 'rangeStart', 'rangeEnd', 'gateway', 'dataDir', 'subnetFile']) str(v, k, 'ipam.', false);
+  for (const k of ['dataDir', 'subnetFile']) absPath(v, k, 'ipam.');
   if (v.routes === undefined) return;
   if (!Array.isArray(v.routes)) fail('ipam.routes', 'a list of {dst, gw?}', v.routes);
   v.routes.forEach((r: unknown, i) => {
@@ -106,9 +116,10 @@ function checkShape(raw: unknown): NetConf {
   if (!isObj(raw)) fail('configuration', 'a JSON object', raw);
   for (const k of ['cniVersion', 'name', 'type']) str(raw, k, '', true);
   for (const k of ['bridge', 'logFile']) str(raw, k, '', false);
+  absPath(raw, 'logFile', '');
   oneOf(raw, 'mode', ['bridge', 'routed']);
   oneOf(raw, 'logLevel', ['debug', 'info', 'warn', 'error']);
-  if (raw.mtu !== undefined && !(Number.isInteger(raw.mtu) && (raw.mtu as number) >= 576 && (raw.mtu as number) <= 65535)) fail('mtu', 'an integer from 576 to 65535', raw.mtu);
+  if (raw.mtu !== undefined && !(Number.isInteger(raw.mtu) && (raw.mtu as number) >= POD_MTU_MIN && (raw.mtu as number) <= POD_MTU_MAX)) fail('mtu', `an integer from ${POD_MTU_MIN} to ${POD_MTU_MAX}`, raw.mtu);
   bool(raw, 'ipMasq');
   bool(raw, 'hairpinMode');
   ipam(raw.ipam);

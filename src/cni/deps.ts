@@ -1,6 +1,7 @@
 /** Everything a CNI verb may touch, injected by the entry point (tests pass their own). */
 import * as fs from 'node:fs';
 import { SUBNET_FILE } from '../common/constants.js';
+import { TwillError, isTwillError } from '../common/errors.js';
 import type { Logger } from '../common/json-log.js';
 import { parseSubnetEnv, type SubnetEnv } from '../common/subnet-env.js';
 import { spawnRunner, type CommandRunner } from '../dataplane/command.js';
@@ -31,11 +32,17 @@ export const realHost: HostPort = {
   exists: (p) => fs.existsSync(p),
   procRoutes: () => fs.readFileSync('/proc/net/route', 'utf8'),
   readSubnetFile(p) {
+    let text: string;
     try {
-      return parseSubnetEnv(fs.readFileSync(p, 'utf8'));
+      text = fs.readFileSync(p, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
+    }
+    try {
+      return parseSubnetEnv(text);
+    } catch (e) {
+      throw isTwillError(e) ? new TwillError(e.code, `subnet file ${p}: ${e.message}`) : e;
     }
   },
 };

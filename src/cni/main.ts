@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import { productionDeps } from './deps-factory.js';
-import { runSkel } from './skel.js';
+import { notRootError } from './admission.js';
+import { refuseCall, runSkel } from './skel.js';
 
 function readStdin(): string {
   try {
@@ -16,6 +17,9 @@ function readStdin(): string {
 }
 
 const stdin = process.env.CNI_COMMAND === 'VERSION' && process.stdin.isTTY ? '' : readStdin();
-const out = runSkel(process.env, stdin, productionDeps(process.env, { write: (line) => process.stderr.write(line) }));
+const deps = productionDeps(process.env, { write: (line) => process.stderr.write(line) });
+// Root only, as through the agent's socket (a rootless runtime's plugin is root in its user namespace).
+const euid = process.geteuid?.() ?? 0;
+const out = euid === 0 ? runSkel(process.env, stdin, deps) : refuseCall(stdin, notRootError(euid), deps);
 if (out.stdout !== '') fs.writeSync(1, out.stdout);
 process.exitCode = out.exitCode;

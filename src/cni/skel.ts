@@ -79,7 +79,19 @@ export function runSkel(rawEnv: Record<string, string | undefined>, stdin: strin
     }
   } catch (e) {
     const err = isTwillError(e) ? e : new TwillError(ErrorCode.Internal, `internal error: ${(e as Error).message}`, { details: (e as Error).stack });
-    (log ?? makeDeps(undefined, {}).log).error(err.message, { code: err.code, details: err.details });
-    return { stdout: errorJson(version, err), exitCode: 1 };
+    return failed(version, err, log ?? makeDeps(undefined, {}).log);
   }
+}
+
+function failed(version: string, err: TwillError, log: Logger): SkelOutput {
+  log.error(err.message, { code: err.code, details: err.details });
+  return { stdout: errorJson(version, err), exitCode: 1 };
+}
+
+/**
+ * A call rejected before any verb runs (a non-root caller): logged and answered like runSkel's errors,
+ * without touching anything the config names (not even its logFile).
+ */
+export function refuseCall(stdin: string, err: TwillError, makeDeps: DepsFactory): SkelOutput {
+  return failed(answerVersion(stdin), err, makeDeps(undefined, {}).log);
 }

@@ -46,6 +46,9 @@ export const DEFAULT_IPAM_DIR = '/var/lib/twill/ipam';
 /** VXLAN encapsulation overhead: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
 export const DEFAULT_UNDERLAY_MTU = 1500;
+/** Pod MTUs Twill accepts (network config `mtu`, subnet file `TWILL_MTU`): IPv4's minimum to the largest. */
+export const POD_MTU_MIN = 576;
+export const POD_MTU_MAX = 65535;
 
 /** CNI spec versions the plugin speaks, oldest first. */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;

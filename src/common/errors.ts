@@ -19,6 +19,8 @@ export const ErrorCode = {
   NoSubnet: 102,
   CheckFailed: 103,
   NetnsMissing: 104,
+  /** The caller is not root: Twill's CNI verbs (and the agent's socket) serve root only. */
+  CallerNotRoot: 110,
   Internal: 199,
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,6 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { POD_MTU_MAX, POD_MTU_MIN } from './constants.js';
+import { ErrorCode, isTwillError } from './errors.js';
 import { parseSubnetEnv, renderSubnetEnv, type SubnetEnv } from './subnet-env.js';
 
 describe('parseSubnetEnv', () => {
@@ -18,10 +20,15 @@ describe('parseSubnetEnv', () => {
     assert.deepEqual(parseSubnetEnv(text), { network: '10.244.0.0/16', subnet: '10.244.1.1/24', ipMasq: false });
   });
 
-  it('ignores an MTU that is not a number; anything but "true" is false for IPMASQ', () => {
-    assert.deepEqual(parseSubnetEnv('TWILL_MTU=abc\nTWILL_MTU=-5\nTWILL_MTU=\n'), {});
-    assert.deepEqual(parseSubnetEnv('TWILL_IPMASQ=yes'), { ipMasq: false });
-    assert.deepEqual(parseSubnetEnv('TWILL_IPMASQ=TRUE'), { ipMasq: false });
+  it('rejects a TWILL_MTU or TWILL_IPMASQ the kernel must not see, with code 7 naming the key', () => {
+    for (const bad of ['TWILL_MTU=abc', 'TWILL_MTU=-5', 'TWILL_MTU=', 'TWILL_MTU=575', 'TWILL_MTU=65536', 'TWILL_MTU=1450.5', 'TWILL_MTU=99999999999', 'TWILL_MTU=0x5aa']) {
+      assert.throws(() => parseSubnetEnv(`${bad}\n`), (e: unknown) => isTwillError(e) && e.code === ErrorCode.InvalidConfig && e.message.startsWith('TWILL_MTU='), bad);
+    }
+    for (const bad of ['yes', 'TRUE', '1', '']) {
+      assert.throws(() => parseSubnetEnv(`TWILL_IPMASQ=${bad}`), (e: unknown) => isTwillError(e) && e.code === ErrorCode.InvalidConfig && e.message.startsWith('TWILL_IPMASQ='), bad);
+    }
+    assert.deepEqual(parseSubnetEnv('TWILL_MTU=576\nTWILL_IPMASQ=false'), { mtu: 576, ipMasq: false });
+    assert.deepEqual(parseSubnetEnv('TWILL_MTU=65535'), { mtu: 65535 });
   });
 
   it('an empty file is an empty env; the last assignment wins', () => {
@@ -44,7 +51,7 @@ describe('renderSubnetEnv', () => {
     const octet = fc.nat(255);
     const cidr = fc.tuple(octet, octet, octet, octet, fc.nat(32)).map(([a, b, c, d, p]) => `${a}.${b}.${c}.${d}/${p}`);
     const env: fc.Arbitrary<SubnetEnv> = fc.record(
-      { network: cidr, subnet: cidr, mtu: fc.integer({ min: 0, max: 65535 }), ipMasq: fc.boolean() },
+      { network: cidr, subnet: cidr, mtu: fc.integer({ min: POD_MTU_MIN, max: POD_MTU_MAX }), ipMasq: fc.boolean() },
       { requiredKeys: [], noNullPrototype: true },
     );
     fc.assert(

@@ -1,7 +1,11 @@
 /**
  * The subnet file the node agent writes for the plugin (`/run/twill/subnet.env`), flannel's format
- * with Twill's key names. Pure parse/render.
+ * with Twill's key names. Pure parse/render. Values of Twill's keys that would reach the kernel are
+ * checked here (code 7, naming the key); unknown keys and non-assignments are ignored.
  */
+import { POD_MTU_MAX, POD_MTU_MIN } from './constants.js';
+import { ErrorCode, TwillError } from './errors.js';
+
 export interface SubnetEnv {
   /** Cluster pod network, e.g. 10.244.0.0/16. */
   network?: string;
@@ -11,6 +15,22 @@ export interface SubnetEnv {
   ipMasq?: boolean;
 }
 
+function invalid(key: string, value: string, expected: string): TwillError {
+  return new TwillError(ErrorCode.InvalidConfig, `${key}=${JSON.stringify(value)}: expected ${expected}`);
+}
+
+function parseMtu(value: string): number {
+  const n = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= POD_MTU_MIN && n <= POD_MTU_MAX)) throw invalid('TWILL_MTU', value, `an integer from ${POD_MTU_MIN} to ${POD_MTU_MAX}`);
+  return n;
+}
+
+function parseBool(key: string, value: string): boolean {
+  if (value !== 'true' && value !== 'false') throw invalid(key, value, 'true or false');
+  return value === 'true';
+}
+
+/** Throws TwillError code 7 for a bad TWILL_MTU or TWILL_IPMASQ. */
 export function parseSubnetEnv(text: string): SubnetEnv {
   const out: SubnetEnv = {};
   for (const rawLine of text.split('\n')) {
@@ -22,8 +42,8 @@ export function parseSubnetEnv(text: string): SubnetEnv {
     const value = line.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
     if (key === 'TWILL_NETWORK') out.network = value;
     else if (key === 'TWILL_SUBNET') out.subnet = value;
-    else if (key === 'TWILL_MTU' && /^\d+$/.test(value)) out.mtu = Number(value);
-    else if (key === 'TWILL_IPMASQ') out.ipMasq = value === 'true';
+    else if (key === 'TWILL_MTU') out.mtu = parseMtu(value);
+    else if (key === 'TWILL_IPMASQ') out.ipMasq = parseBool(key, value);
   }
   return out;
 }

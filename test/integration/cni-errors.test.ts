@@ -250,9 +250,28 @@ describe('twill-cni rejects bad input and changes nothing', () => {
         { what: 'config is a JSON array', code: 7, stdin: '[]' },
         { what: 'DEL of the baseline pod with an invalid name', code: 7, config: e.config({ name: 'a/b' }), vars: { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c0', CNI_NETNS: nsPath(e.podA) } },
       ]);
+      // A relative path names a different file for the agent and for the standalone plugin.
+      expectRejected(e, [
+        { what: 'relative ipam.dataDir', code: 7, config: ipam({ dataDir: 'ipam' }) },
+        { what: 'relative ipam.subnetFile', code: 7, config: ipam({ subnet: undefined, subnetFile: 'subnet.env' }) },
+        { what: 'relative logFile', code: 7, config: e.config({ logFile: 'twill-cni.log' }) },
+      ]);
       // A subnet file with a bad subnet is invalid configuration too.
       writeFileSync(path.join(e.confDir, 'subnet.env'), 'TWILL_SUBNET=10.300.0.1/24\n');
       expectRejected(e, [{ what: 'bad TWILL_SUBNET', code: 7, config: ipam({ subnet: undefined }) }]);
+      // So is a TWILL_MTU or TWILL_IPMASQ the kernel must not see (even when the config sets its own mtu).
+      for (const [bad, config] of [
+        ['TWILL_MTU=abc', e.config({}, { subnet: undefined })],
+        ['TWILL_MTU=99999', e.config({ mtu: undefined }, { subnet: undefined })],
+        ['TWILL_MTU=100', e.config({ mtu: undefined }, { subnet: undefined })],
+        ['TWILL_IPMASQ=yes', e.config({}, { subnet: undefined })],
+      ] as const) {
+        writeFileSync(path.join(e.confDir, 'subnet.env'), `TWILL_SUBNET=10.220.3.1/24\n${bad}\n`);
+        expectRejected(e, [{ what: `subnet file with ${bad}`, code: 7, config }]);
+        const r = raw(e.host, baseVars(e), JSON.stringify(config));
+        assert.match(String(r.json?.msg), new RegExp(`subnet file .*subnet\\.env: ${bad.split('=')[0]}=`), 'the error names the file and the key');
+      }
+      writeFileSync(path.join(e.confDir, 'subnet.env'), 'TWILL_SUBNET=10.220.3.1/24\nTWILL_MTU=1400\nTWILL_IPMASQ=false\n');
       assertBaselineIntact(e);
     }),
   );

@@ -4,9 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { nullLogger } from '../../src/common/json-log.js';
+import type { CniDeps } from '../../src/cni/deps.js';
+import { startCniServer } from '../../src/cni/server.js';
 import { CNI_BIN, ROOT, cniEnv, must, ping, sh, withScope, type Scope } from './harness.js';
 
 function startServer(s: Scope, host: string, socket: string): Promise<ChildProcess> {
@@ -106,5 +109,100 @@ test('twill-cni via the agent socket: same results, real pods, parallel calls, f
     writeFileSync(path.join(dir, 'not-a-socket'), '');
     const noSock = shim(host, path.join(dir, 'not-a-socket'), { command: 'DEL', containerId: 'fast0', netns: `/run/netns/${pods[0]}`, ifName: 'eth0' }, conf);
     assert.equal(noSock.status, 0, noSock.stdout);
+  });
+});
+
+/** Runs a shim in this process's namespace, asynchronously (an in-process server answers it). */
+function shimAsync(plugin: string, socket: string, env: Parameters<typeof cniEnv>[0], config: unknown, extra: Record<string, string> = {}, prefix: string[] = []): Promise<{ status: number; stdout: string; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const vars = Object.entries({ PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TWILL_CNI_SOCKET: socket, ...extra }).map(([k, v]) => `${k}=${v}`);
+    const c = spawn(prefix[0] ?? 'env', [...prefix.slice(1), ...(prefix.length ? ['env'] : []), '-i', ...vars, ...cniEnv(env), plugin]);
+    let stdout = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.on('close', (code) => resolve({ status: code ?? 1, stdout, ms: Date.now() - t0 }));
+    c.stdin.end(JSON.stringify(config));
+  });
+}
+
+/** A copy of the shim whose "standalone plugin" only leaves a mark: shows whether the shim fell back. */
+function markingShim(s: Scope): { plugin: string; mark: string } {
+  const d = s.tmpdir('mark');
+  const mark = path.join(d, 'ran-standalone');
+  copyFileSync(CNI_BIN, path.join(d, 'twill-cni'));
+  chmodSync(path.join(d, 'twill-cni'), 0o755);
+  writeFileSync(path.join(d, 'twill-cni.js'), `#!/bin/sh\ncat >/dev/null\necho "$CNI_COMMAND" >> ${mark}\necho '{"cniVersion":"1.0.0","code":999,"msg":"standalone stand-in"}'\nexit 1\n`, { mode: 0o755 });
+  return { plugin: path.join(d, 'twill-cni'), mark };
+}
+
+test('a shim never runs a call standalone that the agent accepted, even when the answer is late', { timeout: 120_000 }, async () => {
+  await withScope(async (s) => {
+    const socket = path.join(s.tmpdir('hang'), 'cni.sock');
+    let started = 0;
+    // A verb that hangs: the agent's event loop is stuck for 4 s, far past the shim's 1 s timeout.
+    const hanging = () => (conf: unknown) => {
+      if (conf !== undefined) {
+        started += 1;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 4000);
+      }
+      return { log: nullLogger } as unknown as CniDeps;
+    };
+    const server = await startCniServer({ socketPath: socket, logSink: { write: () => undefined }, deps: hanging });
+    const { plugin, mark } = markingShim(s);
+    const conf = { cniVersion: '1.0.0', name: 'hang', type: 'twill', ipam: { type: 'twill', subnet: '10.205.0.0/24' } };
+    try {
+      const r = await shimAsync(plugin, socket, { command: 'ADD', containerId: 'slow', netns: '/run/netns/none', ifName: 'eth0' }, conf, { TWILL_CNI_TIMEOUT: '1' });
+      assert.equal(started, 1, 'the agent started the verb');
+      assert.equal(r.status, 1, r.stdout);
+      const err = JSON.parse(r.stdout) as { code: number; cniVersion: string; msg: string };
+      assert.equal(err.code, 11, r.stdout);
+      assert.equal(err.cniVersion, '1.0.0');
+      assert.match(err.msg, /answer was lost/);
+      assert.ok(!existsSync(mark), 'the shim ran the accepted call standalone as well');
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    // Control: with the agent gone (stale socket, connection refused) the same shim does fall back.
+    const r = await shimAsync(plugin, socket, { command: 'ADD', containerId: 'slow', netns: '/run/netns/none', ifName: 'eth0' }, conf, { TWILL_CNI_TIMEOUT: '1' });
+    assert.equal(r.status, 1);
+    assert.ok(existsSync(mark), `control: no standalone fallback without an agent (${r.stdout})`);
+  });
+});
+
+test('a non-root caller cannot reach the agent socket and is refused with code 110', { timeout: 120_000 }, async (t) => {
+  if (process.geteuid?.() !== 0) return t.skip('needs root');
+  if (sh(['sh', '-c', 'command -v setpriv']).status !== 0) return t.skip('setpriv missing');
+  await withScope(async (s) => {
+    const base = s.tmpdir('nobody');
+    chmodSync(base, 0o711);
+    const dir = path.join(base, 'run');
+    mkdirSync(dir, { mode: 0o755 });
+    const socket = path.join(dir, 'cni.sock');
+    const server = await startCniServer({ socketPath: socket, logSink: { write: () => undefined }, deps: () => () => ({ log: nullLogger }) as unknown as CniDeps });
+    const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+    const conf = { cniVersion: '0.4.0', name: 'nb', type: 'twill', ipam: { type: 'twill', subnet: '10.206.0.0/24', dataDir: base } };
+    try {
+      const connectAsNobody = await new Promise<string>((resolve) => {
+        const c = spawn(nobody[0] as string, [...nobody.slice(1), 'socat', '-t', '2', '-', `UNIX-CONNECT:${socket}`]);
+        let err = '';
+        c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        c.on('close', () => resolve(err));
+        c.stdin.end('TWILL-CNI 2\nVERSION\n\n\n\n\n\n\n{}');
+      });
+      assert.match(connectAsNobody, /Permission denied/, 'nobody connects to the socket');
+      for (const command of ['ADD', 'VERSION']) {
+        const r = await shimAsync(CNI_BIN, socket, { command, containerId: 'nb', netns: '/run/netns/none', ifName: 'eth0' }, conf, {}, nobody);
+        assert.equal(r.status, 1, `${command}: ${r.stdout}`);
+        const err = JSON.parse(r.stdout) as { code: number; cniVersion: string; msg: string };
+        assert.equal(err.code, 110, `${command}: ${r.stdout}`);
+        assert.equal(err.cniVersion, '0.4.0');
+        assert.match(err.msg, /root only.*uid 65534/);
+      }
+      // Control: root through the same shim and socket is served.
+      const ok = await shimAsync(CNI_BIN, socket, { command: 'VERSION' }, conf);
+      assert.equal(ok.status, 0, ok.stdout);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });
