@@ -27,9 +27,9 @@ import { LeaseManager, isLeaseError } from '../model/lease-manager.js';
 import { describePeerDiff, diffPeers, peersFromLeases, type Peer } from '../model/peers.js';
 import { formatCidr, formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import type { AgentMetrics, HealthState } from './health.js';
-import { detectUnderlay, type Underlay } from './local-node.js';
+import { detectUnderlay, underlayWant, type Underlay } from './local-node.js';
 import { ensureAgentTable } from './nft-table.js';
-import type { AgentOptions } from './options.js';
+import { ipMasqOn, type AgentOptions } from './options.js';
 import { LeaseSet } from './lease-set.js';
 import { writeSubnetFile } from './subnet-file.js';
 
@@ -50,6 +50,8 @@ export interface AgentStatus {
   phase: string;
   subnet?: string;
   publicIP?: string;
+  /** The underlay interface and address, and why they were chosen. */
+  underlay?: { iface: string; ip: string; reason: string };
   backend?: string;
   leaseExpiresAt?: string;
   /** `error`/`errorCode`: why this peer cannot be programmed (errorCode is a backend PeerError code, e.g. not-on-underlay). */
@@ -118,7 +120,10 @@ export class Agent implements HealthState {
       s.subnet = formatCidr(this.lease.subnet);
       s.leaseExpiresAt = new Date(this.lease.expiresAt).toISOString();
     }
-    if (this.underlay) s.publicIP = formatIPv4(this.underlay.ip);
+    if (this.underlay) {
+      s.publicIP = formatIPv4(this.underlay.ip);
+      s.underlay = { iface: this.underlay.iface, ip: `${formatIPv4(this.underlay.ip)}/${this.underlay.cidr.prefix}`, reason: this.underlay.reason };
+    }
     if (this.backend) s.backend = this.backend.name;
     const errors = new Map((this.lastDesiredErrors ?? []).map((e) => [e.peer, e]));
     s.peers = this.peers.map((p) => {
@@ -149,10 +154,10 @@ export class Agent implements HealthState {
     const { log, options } = this.p;
     this.phase = 'detecting the underlay';
     this.underlay = await this.retry('underlay detection', signal, () =>
-      detectUnderlay(this.p.runner, { ...(options.publicIp ? { ip: options.publicIp } : {}), ...(options.publicIface ? { iface: options.publicIface } : {}) }),
+      detectUnderlay(this.p.runner, underlayWant(options)),
     );
     if (!this.underlay) return;
-    log.info({ iface: this.underlay.iface, ip: formatIPv4(this.underlay.ip), mtu: this.underlay.mtu }, 'underlay');
+    log.info({ iface: this.underlay.iface, ip: formatIPv4(this.underlay.ip), mtu: this.underlay.mtu, reason: this.underlay.reason }, 'underlay');
 
     const configWatch = this.followConfig(signal);
     this.phase = 'waiting for a valid cluster config';
@@ -235,7 +240,7 @@ export class Agent implements HealthState {
       network: formatCidr((this.config as ClusterConfig).network),
       subnet: `${formatIPv4(lease.subnet.network + 1)}/${lease.subnet.prefix}`,
       mtu: backend.podMtu(this.local),
-      ipMasq: false,
+      ipMasq: ipMasqOn(this.p.options),
     });
     if (changed) this.p.log.info({ subnet: formatCidr(lease.subnet), expiresAt: new Date(lease.expiresAt).toISOString(), subnetFile: wrote ? 'written' : 'unchanged' }, 'subnet lease held');
   }
@@ -371,7 +376,7 @@ export class Agent implements HealthState {
     const t0 = process.hrtime.bigint();
     const report = await this.reconciler.apply(desired);
     this.p.ensureSysctl(IP_FORWARD, '1');
-    const nft = await ensureAgentTable(this.p.asyncRunner, { clusterNetwork: this.config.network, nodeSubnet: this.local.subnet, ipMasq: true });
+    const nft = await ensureAgentTable(this.p.asyncRunner, { clusterNetwork: this.config.network, nodeSubnet: this.local.subnet, ipMasq: ipMasqOn(this.p.options) });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     metrics.reconcileDuration.observe(seconds);
     metrics.reconcileChanges.inc(report.changes + (nft.changed ? 1 : 0));

@@ -2,8 +2,7 @@
  * `twilld` entry point: the only agent module that reads argv/env/files, installs signal handlers
  * and wires the concrete adapters (etcd, ip/bridge/nft, /proc/sys).
  */
-import { readFileSync } from 'node:fs';
-import { pino } from 'pino';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnAsyncRunner } from '../dataplane/async-command.js';
 import { spawnRunner } from '../dataplane/command.js';
 import { ensureSysctl } from '../dataplane/host-facts.js';
@@ -12,15 +11,29 @@ import { EtcdDatastore, type EtcdTls } from '../datastore/etcd/etcd-store.js';
 import { startCniServer } from '../cni/server.js';
 import { Agent } from './agent.js';
 import { AgentMetrics, startHealthServer } from './health.js';
+import { createAgentLogger } from './log.js';
 import { parseAgentOptions } from './options.js';
+import { twillVersion } from '../version.js';
 
-const parsed = parseAgentOptions(process.argv.slice(2), process.env);
+// `twilld` in ps however it was started (bin/twilld, node main.js): the command line shows
+// `twilld <flags>`, and the kernel's comm (ps -o comm, top, pgrep) is exactly `twilld`.
+process.title = ['twilld', ...process.argv.slice(2)].join(' ');
+try {
+  writeFileSync('/proc/self/comm', 'twilld');
+} catch {
+  /* not Linux: the title is all there is */
+}
+const parsed = parseAgentOptions(process.argv.slice(2), process.env, twillVersion());
+if (!parsed.ok && parsed.help !== undefined) {
+  process.stdout.write(parsed.help);
+  process.exit(0);
+}
 if (!parsed.ok) {
   process.stderr.write(`twilld: ${parsed.errors.join('\ntwilld: ')}\n`);
   process.exit(2);
 }
 const options = parsed.options;
-const log = pino({ level: options.logLevel, base: { node: options.nodeName } });
+const log = createAgentLogger(options.logLevel, { node: options.nodeName });
 
 let tls: EtcdTls | undefined;
 if (options.etcdCa) {
@@ -54,7 +67,7 @@ if (options.cniSocket !== '') {
     log.error({ err: (e as Error).message, socket: options.cniSocket }, 'cannot serve the CNI socket; twill-cni runs standalone');
   }
 }
-log.info({ listen: options.healthListen, etcd: options.etcdEndpoints }, 'twilld starting');
+log.info({ version: twillVersion(), listen: options.healthListen, etcd: options.etcdEndpoints, ipMasq: options.ipMasq }, 'twilld starting');
 await agent.run(stop.signal);
 server.close();
 cniServer?.close();

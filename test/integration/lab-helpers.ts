@@ -245,14 +245,16 @@ export function metric(state: LabState, node: string, name: string): number {
   return Number(line.split(' ')[1]);
 }
 
+/** Twill's one log schema (src/agent/log.ts, src/common/json-log.ts). */
 export interface LogLine {
-  level: number;
-  time: number;
+  level: 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** ISO 8601, UTC. */
+  time: string;
   msg: string;
   [k: string]: unknown;
 }
 
-/** The node agent's JSON log lines (pino), oldest first; `from` skips that many lines. */
+/** The node agent's JSON log lines (its own and the plugin's through its socket), oldest first; `from` skips that many lines. */
 export function agentLog(state: LabState, node: string, from = 0): LogLine[] {
   let text = '';
   try {
