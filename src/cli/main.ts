@@ -179,7 +179,7 @@ ipamOptions(ipam.command('check').description('reservations without a pod veth (
     process.exitCode = problems.length === 0 ? 0 : 1;
   });
 
-const labPaths = { root, agentMain: path.join(root, 'dist/src/agent/main.js'), cniPlugin: path.join(root, 'bin/twill-cni') };
+const labPaths = { root, agentMain: path.join(root, 'bin/twilld'), cniPlugin: path.join(root, 'bin/twill-cni') };
 const lab = program.command('lab').description('a multi-node cluster on this machine, built from network namespaces');
 lab
   .command('up')

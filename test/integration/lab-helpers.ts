@@ -18,7 +18,7 @@ import { ROOT, sh } from './harness.js';
 
 export const LAB_PATHS: LabPaths = {
   root: ROOT,
-  agentMain: path.join(ROOT, 'dist/src/agent/main.js'),
+  agentMain: path.join(ROOT, 'bin/twilld'),
   cniPlugin: path.join(ROOT, 'bin/twill-cni'),
 };
 /** Resync period of the agents in these tests: hand-made damage is repaired within seconds. */
