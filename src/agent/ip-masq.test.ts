@@ -9,26 +9,18 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CONFIG_KEY } from '../common/constants.js';
 import type { AsyncCommandRunner } from '../dataplane/async-command.js';
-import type { CommandRunner } from '../dataplane/command.js';
 import { FakeKernel } from '../dataplane/fake-kernel.js';
 import { MemoryDatastore } from '../datastore/memory/memory-store.js';
 import { Agent } from './agent.js';
 import { AgentMetrics } from './health.js';
 import { createAgentLogger } from './log.js';
 import { parseAgentOptions, type AgentOptions } from './options.js';
+import { underlayRunner } from './underlay-fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'twill-ipmasq-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const runner: CommandRunner = {
-  run: () => ({
-    status: 0,
-    stderr: '',
-    stdout: `${JSON.stringify([{ dst: 'default', gateway: '192.0.2.1', dev: 'eth0' }])}\n${JSON.stringify([
-      { ifname: 'eth0', mtu: 1500, flags: ['UP'], addr_info: [{ family: 'inet', local: '192.0.2.11', prefixlen: 24 }] },
-    ])}\n`,
-  }),
-};
+const runner = underlayRunner();
 
 async function runOnce(argv: string[]): Promise<{ nft: string; subnetEnv: string; status: ReturnType<Agent['status']> }> {
   const parsed = parseAgentOptions(['--node-name', 'node1', '--cni-socket', '', '--subnet-file', path.join(dir, `${argv.join('') || 'default'}.env`), ...argv], {});
