@@ -3,15 +3,8 @@
  * and wires the concrete adapters (etcd, ip/bridge/nft, /proc/sys).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { spawnAsyncRunner } from '../dataplane/async-command.js';
-import { spawnRunner } from '../dataplane/command.js';
-import { ensureSysctl } from '../dataplane/host-facts.js';
-import { systemKernel } from '../dataplane/system-kernel.js';
-import { EtcdDatastore, type EtcdTls } from '../datastore/etcd/etcd-store.js';
-import { startCniServer } from '../cni/server.js';
-import { Agent } from './agent.js';
-import { AgentMetrics, startHealthServer } from './health.js';
-import { createAgentLogger } from './log.js';
+import type { EtcdTls } from '../datastore/etcd/etcd-store.js';
+import type { startCniServer as StartCniServer } from '../cni/server.js';
 import { parseAgentOptions } from './options.js';
 import { twillVersion } from '../version.js';
 
@@ -33,6 +26,19 @@ if (!parsed.ok) {
   process.exit(2);
 }
 const options = parsed.options;
+// The rest (etcd client, prom-client, pino, the plugin's code) only once the options are good:
+// --help, --version and a refused flag answer without loading it.
+const [{ spawnAsyncRunner }, { spawnRunner }, { ensureSysctl }, { systemKernel }, { EtcdDatastore }, { startCniServer }, { Agent }, { AgentMetrics, startHealthServer }, { createAgentLogger }] = await Promise.all([
+  import('../dataplane/async-command.js'),
+  import('../dataplane/command.js'),
+  import('../dataplane/host-facts.js'),
+  import('../dataplane/system-kernel.js'),
+  import('../datastore/etcd/etcd-store.js'),
+  import('../cni/server.js'),
+  import('./agent.js'),
+  import('./health.js'),
+  import('./log.js'),
+]);
 const log = createAgentLogger(options.logLevel, { node: options.nodeName });
 
 let tls: EtcdTls | undefined;
@@ -57,7 +63,7 @@ const server = await startHealthServer(options.healthListen, metrics, agent).cat
   log.error({ err: (e as Error).message }, `cannot listen on ${options.healthListen}`);
   process.exit(1);
 });
-let cniServer: Awaited<ReturnType<typeof startCniServer>> | undefined;
+let cniServer: Awaited<ReturnType<typeof StartCniServer>> | undefined;
 if (options.cniSocket !== '') {
   try {
     cniServer = await startCniServer({ socketPath: options.cniSocket, logSink: { write: (line) => process.stdout.write(line) } });
