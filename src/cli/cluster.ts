@@ -3,7 +3,6 @@
  * `twill ipam show`. Each reads the datastore (or the node's IPAM records); main.ts renders text, JSON or YAML.
  */
 import { CONFIG_KEY, SUBNETS_PREFIX } from '../common/constants.js';
-import { EtcdDatastore } from '../datastore/etcd/etcd-store.js';
 import type { Datastore } from '../datastore/types.js';
 import { isDatastoreError } from '../datastore/types.js';
 import { listHostVeths } from '../cni/host-veths.js';
@@ -25,6 +24,8 @@ export interface NodeRow {
 }
 
 export async function withStore<T>(endpoints: string[], fn: (store: Datastore) => Promise<T>): Promise<T> {
+  // The etcd client (grpc) loads only for the commands that talk to the datastore.
+  const { EtcdDatastore } = await import('../datastore/etcd/etcd-store.js');
   const store = new EtcdDatastore({ endpoints, requestTimeoutMs: 3000, dialTimeoutMs: 3000 });
   try {
     return await fn(store);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -16,9 +16,15 @@ const dir = mkdtempSync(path.join(tmpdir(), 'twill-cli-out-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The CLI as a user runs it (no datastore needed: every case fails or finishes before one is asked). */
-function twill(args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+function twill(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [CLI, ...args], { timeout: 20_000, env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.on('close', (status) => resolve({ status: status ?? -1, stdout, stderr }));
+  });
 }
 
 describe('-o text|json|yaml', () => {
@@ -29,7 +35,7 @@ describe('-o text|json|yaml', () => {
     assert.deepEqual(parseYaml(render('yaml', data, () => []).join('\n')), data);
   });
 
-  it('every command with -o rejects anything but text|json|yaml with exit status 2, before doing anything', () => {
+  it('every command with -o rejects anything but text|json|yaml with exit status 2, before doing anything', async () => {
     const commands = [
       ['config', 'get'],
       ['config', 'set', path.join(dir, 'missing.json')],
@@ -40,31 +46,34 @@ describe('-o text|json|yaml', () => {
       ['lab', 'status', '--name', 'nosuchlab'],
       ['connectivity', 'test', '--lab', 'nosuchlab'],
     ];
-    for (const c of commands) {
-      const r = twill([...c, '-o', 'xml']);
+    const replies = await Promise.all(commands.map((c) => twill([...c, '-o', 'xml'])));
+    for (const [k, c] of commands.entries()) {
+      const r = replies[k] as Awaited<ReturnType<typeof twill>>;
       assert.equal(r.status, 2, `${c.join(' ')} -o xml: ${r.stderr}`);
       assert.match(r.stderr, /option '-o, --output <format>' argument 'xml' is invalid\. Allowed choices are text, json, yaml/, c.join(' '));
       assert.equal(r.stdout, '', c.join(' '));
     }
-    assert.equal(twill(['nodes', '--no-such-flag']).status, 2, 'any usage error is exit 2');
+    assert.equal((await twill(['nodes', '--no-such-flag'])).status, 2, 'any usage error is exit 2');
   });
 
-  it('json and yaml print the same data', () => {
-    const json = twill(['ipam', 'show', '--data-dir', dir, '-o', 'json']);
-    const yaml = twill(['ipam', 'show', '--data-dir', dir, '-o', 'yaml']);
+  it('json and yaml print the same data', async () => {
+    const [json, yaml, lab] = await Promise.all([
+      twill(['ipam', 'show', '--data-dir', dir, '-o', 'json']),
+      twill(['ipam', 'show', '--data-dir', dir, '-o', 'yaml']),
+      twill(['lab', 'status', '--name', 'nosuchlab', '-o', 'yaml']),
+    ]);
     assert.equal(json.status, 0, json.stderr);
     assert.equal(yaml.status, 0, yaml.stderr);
     assert.deepEqual(JSON.parse(json.stdout), []);
     assert.deepEqual(parseYaml(yaml.stdout), []);
-    const lab = twill(['lab', 'status', '--name', 'nosuchlab', '-o', 'yaml']);
     assert.equal(lab.status, 0);
     assert.equal(parseYaml(lab.stdout), null);
   });
 
-  it('twill --version prints the package version', () => {
+  it('twill --version prints the package version', async () => {
     const version = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
     for (const flag of ['--version', '-v']) {
-      const r = twill([flag]);
+      const r = await twill([flag]);
       assert.equal(r.status, 0);
       assert.equal(r.stdout, `${version}\n`);
     }
