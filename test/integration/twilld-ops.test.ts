@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CNI_BIN, ROOT, must, sh, withScope, type Scope } from './harness.js';
+import { withLab } from './lab-helpers.js';
 
 const TWILLD = path.join(ROOT, 'bin/twilld');
 const TWILL = path.join(ROOT, 'bin/twill');
@@ -176,6 +177,40 @@ describe('twilld for operators', () => {
       } finally {
         stop(t);
       }
+    });
+  });
+
+  it('in a lab: the agents are twilld in ps, and `twill connectivity test` streams each probe before the matrix', { timeout: 300_000 }, async () => {
+    await withLab({ nodes: 2, pods: 1, backend: 'vxlan', topology: 'l2' }, async ({ state }) => {
+      for (const node of state.plan.nodes) {
+        const pid = state.pids[`twilld-${node.name}`];
+        assert.equal(sh(['ps', '-o', 'comm=', '-p', String(pid)]).stdout.trim(), 'twilld', `${node.name}'s agent in ps`);
+      }
+      const arrivals: Array<{ at: number; line: string }> = [];
+      const status = await new Promise<number>((resolve) => {
+        const c = spawn(process.execPath, [TWILL, 'connectivity', 'test', '--lab', state.plan.spec.name], { env: NODE_ENV });
+        let buf = '';
+        c.stdout.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const parts = buf.split('\n');
+          buf = parts.pop() ?? '';
+          for (const line of parts) arrivals.push({ at: Date.now(), line });
+        });
+        c.on('close', (code) => resolve(code ?? -1));
+      });
+      const lines = arrivals.map((a) => a.line);
+      assert.equal(status, 0, lines.join('\n'));
+      const progress = arrivals.filter((a) => /^\[ ?\d+\/\d+\] \S+ -> \S+ [\d.]+ (icmp|icmp\+tcp): ok$/.test(a.line));
+      const n = Number(/\/(\d+)\]/.exec(progress[0]?.line ?? '')?.[1]);
+      assert.ok(n > 0 && progress.length === n, `one progress line per probe:\n${lines.join('\n')}`);
+      const summary = arrivals.find((a) => a.line.startsWith('connectivity: '));
+      assert.ok(summary && summary.line === `connectivity: ${n} of ${n} probes ok`, lines.join('\n'));
+      assert.ok(lines.indexOf(progress.at(-1)?.line ?? '') < lines.findIndex((l) => l.startsWith('   ') || l.trim().startsWith('pod')), 'progress comes before the matrix');
+      assert.ok((progress[0]?.at ?? Infinity) < summary.at, 'the first probe was printed while the others still ran, not with the matrix');
+      const json = spawnSync(process.execPath, [TWILL, 'connectivity', 'test', '--lab', state.plan.spec.name, '-o', 'json'], { encoding: 'utf8', env: NODE_ENV, timeout: 120_000 });
+      assert.equal(json.status, 0, json.stderr);
+      assert.equal((JSON.parse(json.stdout) as unknown[]).length, n, 'stdout is one JSON document');
+      assert.equal(json.stderr.split('\n').filter((l) => l.startsWith('[')).length, n, 'progress went to stderr');
     });
   });
 });
