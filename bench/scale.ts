@@ -225,7 +225,9 @@ function logSince(file: string, sinceEpochMs: number): LogLine[] {
   for (const l of readFileSync(file, 'utf8').split('\n')) {
     if (!l.startsWith('{')) continue;
     try {
-      const j = JSON.parse(l) as LogLine;
+      const raw = JSON.parse(l) as Omit<LogLine, 'time'> & { time: string | number };
+      // Twill's log schema writes ISO 8601 times; this benchmark computes in epoch milliseconds.
+      const j: LogLine = { ...raw, time: typeof raw.time === 'string' ? Date.parse(raw.time) : raw.time };
       if (j.time >= sinceEpochMs) out.push(j);
     } catch {
       /* partial line */

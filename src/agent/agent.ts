@@ -30,10 +30,10 @@ import { describePeerDiff, diffPeers, peersFromLeases, type Peer } from '../mode
 import { formatCidr, formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import type { AgentMetrics, HealthState } from './health.js';
 import { hostIdFile, loadHostId } from './host-id.js';
-import { detectUnderlay, type Underlay } from './local-node.js';
+import { detectUnderlay, underlayWant, type Underlay } from './local-node.js';
 import { ensureAgentTable } from './nft-table.js';
 import { recordObjectFailures } from './object-failures.js';
-import type { AgentOptions } from './options.js';
+import { ipMasqOn, type AgentOptions } from './options.js';
 import { LeaseSet } from './lease-set.js';
 import { writeSubnetFile } from './subnet-file.js';
 
@@ -54,6 +54,8 @@ export interface AgentStatus {
   phase: string;
   subnet?: string;
   publicIP?: string;
+  /** The underlay interface and address, and why they were chosen. */
+  underlay?: { iface: string; ip: string; reason: string };
   backend?: string;
   /** This host's identity in the lease (src/agent/host-id.ts). */
   hostId?: string;
@@ -130,7 +132,10 @@ export class Agent implements HealthState {
       s.subnet = formatCidr(this.lease.subnet);
       s.leaseExpiresAt = new Date(this.lease.expiresAt).toISOString();
     }
-    if (this.underlay) s.publicIP = formatIPv4(this.underlay.ip);
+    if (this.underlay) {
+      s.publicIP = formatIPv4(this.underlay.ip);
+      s.underlay = { iface: this.underlay.iface, ip: `${formatIPv4(this.underlay.ip)}/${this.underlay.cidr.prefix}`, reason: this.underlay.reason };
+    }
     if (this.backend) s.backend = this.backend.name;
     if (this.hostId) s.hostId = this.hostId;
     const errors = new Map((this.lastDesiredErrors ?? []).map((e) => [e.peer, e]));
@@ -162,10 +167,10 @@ export class Agent implements HealthState {
     const { log, options } = this.p;
     this.phase = 'detecting the underlay';
     this.underlay = await this.retry('underlay detection', signal, () =>
-      detectUnderlay(this.p.runner, { ...(options.publicIp ? { ip: options.publicIp } : {}), ...(options.publicIface ? { iface: options.publicIface } : {}) }),
+      detectUnderlay(this.p.runner, underlayWant(options)),
     );
     if (!this.underlay) return;
-    log.info({ iface: this.underlay.iface, ip: formatIPv4(this.underlay.ip), mtu: this.underlay.mtu }, 'underlay');
+    log.info({ iface: this.underlay.iface, ip: formatIPv4(this.underlay.ip), mtu: this.underlay.mtu, reason: this.underlay.reason }, 'underlay');
 
     const configWatch = this.followConfig(signal);
     this.phase = 'waiting for a valid cluster config';
@@ -260,7 +265,7 @@ export class Agent implements HealthState {
       network: formatCidr((this.config as ClusterConfig).network),
       subnet: `${formatIPv4(lease.subnet.network + 1)}/${lease.subnet.prefix}`,
       mtu: backend.podMtu(this.local),
-      ipMasq: false,
+      ipMasq: ipMasqOn(this.p.options),
     });
     if (changed) this.p.log.info({ subnet: formatCidr(lease.subnet), expiresAt: new Date(lease.expiresAt).toISOString(), subnetFile: wrote ? 'written' : 'unchanged' }, 'subnet lease held');
   }
@@ -452,7 +457,7 @@ export class Agent implements HealthState {
     const report = await this.reconciler.apply(desired);
     recordObjectFailures(report, metrics, log);
     this.p.ensureSysctl(IP_FORWARD, '1');
-    const nft = await ensureAgentTable(this.p.asyncRunner, { clusterNetwork: this.config.network, nodeSubnet: this.local.subnet, ipMasq: true });
+    const nft = await ensureAgentTable(this.p.asyncRunner, { clusterNetwork: this.config.network, nodeSubnet: this.local.subnet, ipMasq: ipMasqOn(this.p.options) });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     // The new backend's receiving side is in place now: tell the peers (and the plugin: TWILL_MTU).
     if (report.converged) await this.publishAttributes();

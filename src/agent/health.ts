@@ -3,6 +3,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { parseListen } from './listen.js';
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -51,7 +52,7 @@ export interface HealthState {
 }
 
 export function startHealthServer(listen: string, metrics: AgentMetrics, health: HealthState): Promise<Server> {
-  const [host, portText] = listen.split(':') as [string, string];
+  const { host, port } = parseListen(listen) ?? { host: listen, port: Number.NaN };
   const server = createServer((req, res) => {
     const send = (code: number, body: string, type = 'text/plain'): void => {
       res.writeHead(code, { 'content-type': type });
@@ -71,6 +72,6 @@ export function startHealthServer(listen: string, metrics: AgentMetrics, health:
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(Number(portText), host, () => resolve(server));
+    server.listen(port, host, () => resolve(server));
   });
 }

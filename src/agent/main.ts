@@ -2,26 +2,45 @@
  * `twilld` entry point: the only agent module that reads argv/env/files, installs signal handlers
  * and wires the concrete adapters (etcd, ip/bridge/nft, /proc/sys).
  */
-import { readFileSync } from 'node:fs';
-import { pino } from 'pino';
-import { spawnAsyncRunner } from '../dataplane/async-command.js';
-import { spawnRunner } from '../dataplane/command.js';
-import { ensureSysctl } from '../dataplane/host-facts.js';
-import { ensureRtProtos } from '../dataplane/rt-protos.js';
-import { systemKernel } from '../dataplane/system-kernel.js';
-import { EtcdDatastore, type EtcdTls } from '../datastore/etcd/etcd-store.js';
-import { startCniServer } from '../cni/server.js';
-import { Agent } from './agent.js';
-import { AgentMetrics, startHealthServer } from './health.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { EtcdTls } from '../datastore/etcd/etcd-store.js';
+import type { startCniServer as StartCniServer } from '../cni/server.js';
 import { parseAgentOptions } from './options.js';
+import { twillVersion } from '../version.js';
 
-const parsed = parseAgentOptions(process.argv.slice(2), process.env);
+// `twilld` in ps however it was started (bin/twilld, node main.js): the command line shows
+// `twilld <flags>`, and the kernel's comm (ps -o comm, top, pgrep) is exactly `twilld`.
+process.title = ['twilld', ...process.argv.slice(2)].join(' ');
+try {
+  writeFileSync('/proc/self/comm', 'twilld');
+} catch {
+  /* not Linux: the title is all there is */
+}
+const parsed = parseAgentOptions(process.argv.slice(2), process.env, twillVersion());
+if (!parsed.ok && parsed.help !== undefined) {
+  process.stdout.write(parsed.help);
+  process.exit(0);
+}
 if (!parsed.ok) {
   process.stderr.write(`twilld: ${parsed.errors.join('\ntwilld: ')}\n`);
   process.exit(2);
 }
 const options = parsed.options;
-const log = pino({ level: options.logLevel, base: { node: options.nodeName } });
+// The rest (etcd client, prom-client, pino, the plugin's code) only once the options are good:
+// --help, --version and a refused flag answer without loading it.
+const [{ spawnAsyncRunner }, { spawnRunner }, { ensureSysctl }, { systemKernel }, { EtcdDatastore }, { startCniServer }, { Agent }, { AgentMetrics, startHealthServer }, { createAgentLogger }, { ensureRtProtos }] = await Promise.all([
+  import('../dataplane/async-command.js'),
+  import('../dataplane/command.js'),
+  import('../dataplane/host-facts.js'),
+  import('../dataplane/system-kernel.js'),
+  import('../datastore/etcd/etcd-store.js'),
+  import('../cni/server.js'),
+  import('./agent.js'),
+  import('./health.js'),
+  import('./log.js'),
+  import('../dataplane/rt-protos.js'),
+]);
+const log = createAgentLogger(options.logLevel, { node: options.nodeName });
 
 let tls: EtcdTls | undefined;
 if (options.etcdCa) {
@@ -52,7 +71,7 @@ const server = await startHealthServer(options.healthListen, metrics, agent).cat
   log.error({ err: (e as Error).message }, `cannot listen on ${options.healthListen}`);
   process.exit(1);
 });
-let cniServer: Awaited<ReturnType<typeof startCniServer>> | undefined;
+let cniServer: Awaited<ReturnType<typeof StartCniServer>> | undefined;
 if (options.cniSocket !== '') {
   try {
     cniServer = await startCniServer({ socketPath: options.cniSocket, logSink: { write: (line) => process.stdout.write(line) } });
@@ -62,7 +81,7 @@ if (options.cniSocket !== '') {
     log.error({ err: (e as Error).message, socket: options.cniSocket }, 'cannot serve the CNI socket; twill-cni runs standalone');
   }
 }
-log.info({ listen: options.healthListen, etcd: options.etcdEndpoints }, 'twilld starting');
+log.info({ version: twillVersion(), listen: options.healthListen, etcd: options.etcdEndpoints, ipMasq: options.ipMasq }, 'twilld starting');
 await agent.run(stop.signal);
 server.close();
 cniServer?.close();

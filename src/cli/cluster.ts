@@ -1,9 +1,8 @@
 /**
  * Cluster commands of the CLI: `twill config get|set`, `twill nodes`, `twill status`,
- * `twill ipam show`. Each reads the datastore (or the node's IPAM records) and renders text or JSON.
+ * `twill ipam show`. Each reads the datastore (or the node's IPAM records); main.ts renders text, JSON or YAML.
  */
 import { CONFIG_KEY, SUBNETS_PREFIX } from '../common/constants.js';
-import { EtcdDatastore } from '../datastore/etcd/etcd-store.js';
 import type { Datastore } from '../datastore/types.js';
 import { isDatastoreError } from '../datastore/types.js';
 import { listHostVeths } from '../cni/host-veths.js';
@@ -25,6 +24,8 @@ export interface NodeRow {
 }
 
 export async function withStore<T>(endpoints: string[], fn: (store: Datastore) => Promise<T>): Promise<T> {
+  // The etcd client (grpc) loads only for the commands that talk to the datastore.
+  const { EtcdDatastore } = await import('../datastore/etcd/etcd-store.js');
   const store = new EtcdDatastore({ endpoints, requestTimeoutMs: 3000, dialTimeoutMs: 3000 });
   try {
     return await fn(store);
@@ -91,6 +92,40 @@ export interface ClusterStatus {
   expiredLeases: number;
   agent?: unknown;
   agentError?: string;
+}
+
+/** The stored text as data for -o json/yaml; text that is not JSON stays a string. */
+export function parseJsonOr(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+interface AgentStatusView {
+  node?: string;
+  phase?: string;
+  subnet?: string;
+  backend?: string;
+  underlay?: { iface: string; ip: string; reason: string };
+  peers?: Array<{ node: string; error?: string }>;
+  lastReconcile?: { changes: number; converged: boolean };
+}
+
+/** `twill status` as text. */
+export function renderStatus(s: ClusterStatus): string[] {
+  const lines = [
+    `datastore: ${s.datastore.ok ? 'ok' : `DOWN (${s.datastore.error})`} ${s.datastore.endpoints.join(',')}`,
+    `config:    ${s.config ? JSON.stringify(s.config) : `INVALID: ${s.configError}`}`,
+    `nodes:     ${s.nodes} (${s.expiredLeases} expired leases)`,
+  ];
+  const a = s.agent as AgentStatusView | undefined;
+  if (!a) return [...lines, `agent:     ${s.agentError}`];
+  lines.push(`agent:     ${a.node} ${a.phase}, subnet ${a.subnet}, backend ${a.backend}, ${a.peers?.length ?? 0} peers, last reconcile ${a.lastReconcile ? `${a.lastReconcile.changes} changes, ${a.lastReconcile.converged ? 'converged' : 'NOT converged'}` : 'none yet'}`);
+  if (a.underlay) lines.push(`underlay:  ${a.underlay.iface} ${a.underlay.ip} (${a.underlay.reason})`);
+  for (const p of a.peers ?? []) if (p.error) lines.push(`  peer ${p.node}: ${p.error}`);
+  return lines;
 }
 
 export async function clusterStatus(endpoints: string[], healthUrl: string): Promise<ClusterStatus> {

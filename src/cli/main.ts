@@ -5,14 +5,23 @@ import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { DEFAULT_IPAM_DIR } from '../common/constants.js';
-import { clusterStatus, configGet, configSet, ipamCheck, ipamShow, listNodes, renderNodes, renderTable, withStore, type IpamProblem } from './cluster.js';
+import { clusterStatus, configGet, configSet, ipamCheck, ipamShow, listNodes, parseJsonOr, renderNodes, renderStatus, renderTable, withStore, type IpamProblem } from './cluster.js';
 import { runDemo } from './demo.js';
-import { planProbes, renderMatrix, runProbes } from './lab/connectivity.js';
+import { planProbes, probeLine, renderMatrix, runProbes } from './lab/connectivity.js';
 import { labDown, labStatus, labUp, nodePaths, readState } from './lab/lab.js';
 import type { LabBackend, LabTopology } from './lab/topology.js';
+import { exitStatusFor, outputOption, render, type OutputFormat } from './output.js';
+import { twillVersion } from '../version.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const program = new Command('twill').description('Twill pod network CLI');
+const program = new Command('twill')
+  .description('Twill pod network CLI')
+  .version(twillVersion(), '-v, --version', 'print the version')
+  // Before any subcommand exists, so that they all inherit it: a wrong command line exits 2.
+  .exitOverride((err) => process.exit(exitStatusFor(err)));
+const print = (lines: string[]): void => {
+  for (const l of lines) console.log(l);
+};
 
 program
   .command('demo')
@@ -29,7 +38,7 @@ program
 interface StoreOpts {
   etcdEndpoints: string;
   lab?: string;
-  output: string;
+  output: OutputFormat;
 }
 
 /**
@@ -55,7 +64,7 @@ const storeOptions = (c: Command): Command =>
   c
     .option('--etcd-endpoints <urls>', 'etcd client URLs (env TWILL_ETCD_ENDPOINTS)', process.env.TWILL_ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379')
     .option('--lab <name>', 'talk to the datastore of a running `twill lab`')
-    .option('-o, --output <format>', 'text or json', 'text');
+    .addOption(outputOption());
 
 const config = program.command('config').description('the cluster network config in the datastore');
 storeOptions(config.command('get').description('print the cluster network config')).action(async (o: StoreOpts) => {
@@ -64,7 +73,7 @@ storeOptions(config.command('get').description('print the cluster network config
   if (text === undefined) {
     console.error('no cluster network config set (twill config set FILE)');
     process.exitCode = 1;
-  } else console.log(text);
+  } else print(render(o.output, parseJsonOr(text), () => [text]));
 });
 storeOptions(config.command('set').description('validate and write the cluster network config (FILE or - for stdin)').argument('<file>')).action(async (file: string, o: StoreOpts) => {
   if (o.lab) {
@@ -72,16 +81,17 @@ storeOptions(config.command('set').description('validate and write the cluster n
     const text = readFileSync(file === '-' ? 0 : file, 'utf8');
     const state = readState(o.lab);
     if (!state) return program.error(`lab ${o.lab} is not running`);
-    const r = spawnSync('nsenter', [`--net=/run/netns/${state.plan.infraNetns}`, process.execPath, fileURLToPath(import.meta.url), 'config', 'set', '-', '--etcd-endpoints', state.plan.etcdClientUrl], { input: text, stdio: ['pipe', 'inherit', 'inherit'] });
+    const r = spawnSync('nsenter', [`--net=/run/netns/${state.plan.infraNetns}`, process.execPath, fileURLToPath(import.meta.url), 'config', 'set', '-', '-o', o.output, '--etcd-endpoints', state.plan.etcdClientUrl], { input: text, stdio: ['pipe', 'inherit', 'inherit'] });
     process.exitCode = r.status ?? 1;
     return;
   }
   const text = readFileSync(file === '-' ? 0 : file, 'utf8');
   const errors = await withStore(endpoints(o), (s) => configSet(s, text));
   if (errors.length > 0) {
-    for (const e of errors) console.error(`invalid config: ${e}`);
+    if (o.output === 'text') for (const e of errors) console.error(`invalid config: ${e}`);
+    else print(render(o.output, { written: false, errors }, () => []));
     process.exitCode = 1;
-  } else console.log('config written');
+  } else print(render(o.output, { written: true, errors: [] }, () => ['config written']));
 });
 
 storeOptions(program.command('nodes').description('nodes with their subnet leases'))
@@ -89,11 +99,7 @@ storeOptions(program.command('nodes').description('nodes with their subnet lease
   .action(async (o: StoreOpts & { probe: boolean }) => {
     if (o.lab) return relaunchInLab(o.lab, process.argv.slice(2));
     const { rows, invalid } = await withStore(endpoints(o), (s) => listNodes(s, { probe: o.probe }));
-    if (o.output === 'json') console.log(JSON.stringify({ nodes: rows, invalidLeases: invalid }, null, 2));
-    else {
-      for (const l of renderNodes(rows)) console.log(l);
-      for (const i of invalid) console.log(`invalid lease ignored: ${i}`);
-    }
+    print(render(o.output, { nodes: rows, invalidLeases: invalid }, () => [...renderNodes(rows), ...invalid.map((i) => `invalid lease ignored: ${i}`)]));
   });
 
 storeOptions(program.command('status').description('datastore, cluster config and this node\'s agent'))
@@ -107,24 +113,14 @@ storeOptions(program.command('status').description('datastore, cluster config an
       return relaunchInLab(o.lab, process.argv.slice(2), node.netns);
     }
     const s = await clusterStatus(endpoints(o), o.healthUrl);
-    if (o.output === 'json') console.log(JSON.stringify(s, null, 2));
-    else {
-      console.log(`datastore: ${s.datastore.ok ? 'ok' : `DOWN (${s.datastore.error})`} ${s.datastore.endpoints.join(',')}`);
-      console.log(`config:    ${s.config ? JSON.stringify(s.config) : `INVALID: ${s.configError}`}`);
-      console.log(`nodes:     ${s.nodes} (${s.expiredLeases} expired leases)`);
-      const a = s.agent as { node?: string; phase?: string; subnet?: string; backend?: string; peers?: Array<{ node: string; error?: string }>; lastReconcile?: { changes: number; converged: boolean } } | undefined;
-      if (a) {
-        console.log(`agent:     ${a.node} ${a.phase}, subnet ${a.subnet}, backend ${a.backend}, ${a.peers?.length ?? 0} peers, last reconcile ${a.lastReconcile ? `${a.lastReconcile.changes} changes, ${a.lastReconcile.converged ? 'converged' : 'NOT converged'}` : 'none yet'}`);
-        for (const p of a.peers ?? []) if (p.error) console.log(`  peer ${p.node}: ${p.error}`);
-      } else console.log(`agent:     ${s.agentError}`);
-    }
+    print(render(o.output, s, () => renderStatus(s)));
   });
 
 interface IpamOpts {
   dataDir: string;
   network: string;
   lab?: string;
-  output: string;
+  output: OutputFormat;
 }
 
 const ipamOptions = (c: Command): Command =>
@@ -132,7 +128,7 @@ const ipamOptions = (c: Command): Command =>
     .option('--data-dir <dir>', 'the plugin\'s ipam.dataDir', DEFAULT_IPAM_DIR)
     .option('--network <name>', 'CNI network name', 'twill')
     .option('--lab <name>', 'every node of a running lab')
-    .option('-o, --output <format>', 'text or json', 'text');
+    .addOption(outputOption());
 
 const ipam = program.command('ipam').description('IPAM inspection');
 ipamOptions(ipam.command('show').description('address reservations on this node'))
@@ -144,8 +140,7 @@ ipamOptions(ipam.command('show').description('address reservations on this node'
       for (const n of state.plan.nodes) sources.push({ node: n.name, dir: nodePaths(o.lab, n).ipamDir });
     } else sources.push({ node: '-', dir: o.dataDir });
     const rows = sources.flatMap((src) => ipamShow(src.dir, o.network).map((r) => ({ node: src.node, ...r })));
-    if (o.output === 'json') console.log(JSON.stringify(rows, null, 2));
-    else for (const l of renderTable(['NODE', 'IP', 'CONTAINER', 'IFNAME'], rows.map((r) => [r.node, r.ip, r.containerId, r.ifName]))) console.log(l);
+    print(render(o.output, rows, () => renderTable(['NODE', 'IP', 'CONTAINER', 'IFNAME'], rows.map((r) => [r.node, r.ip, r.containerId, r.ifName]))));
   });
 
 program
@@ -174,13 +169,17 @@ ipamOptions(ipam.command('check').description('reservations without a pod veth (
         problems = problems.concat((JSON.parse(r.stdout || '[]') as IpamProblem[]).map((p) => ({ ...p, node: n.name })));
       }
     } else problems = ipamCheck(o.dataDir, o.network).map((p) => ({ ...p, node: '-' }));
-    if (o.output === 'json') console.log(JSON.stringify(problems.map(({ node, ...p }) => (o.lab ? { node, ...p } : p)), null, 2));
-    else if (problems.length === 0) console.log('ipam check: every reservation has its pod and every pod its reservation');
-    else for (const l of renderTable(['NODE', 'PROBLEM', 'IP', 'CONTAINER', 'IFNAME', 'VETH'], problems.map((p) => [p.node, p.kind, p.ip ?? '-', p.containerId, p.ifName, p.veth]))) console.log(l);
+    print(
+      render(o.output, problems.map(({ node, ...p }) => (o.lab ? { node, ...p } : p)), () =>
+        problems.length === 0
+          ? ['ipam check: every reservation has its pod and every pod its reservation']
+          : renderTable(['NODE', 'PROBLEM', 'IP', 'CONTAINER', 'IFNAME', 'VETH'], problems.map((p) => [p.node, p.kind, p.ip ?? '-', p.containerId, p.ifName, p.veth])),
+      ),
+    );
     process.exitCode = problems.length === 0 ? 0 : 1;
   });
 
-const labPaths = { root, agentMain: path.join(root, 'dist/src/agent/main.js'), cniPlugin: path.join(root, 'bin/twill-cni') };
+const labPaths = { root, agentMain: path.join(root, 'bin/twilld'), cniPlugin: path.join(root, 'bin/twill-cni') };
 const lab = program.command('lab').description('a multi-node cluster on this machine, built from network namespaces');
 lab
   .command('up')
@@ -205,11 +204,8 @@ lab
 lab
   .command('status')
   .option('--name <name>', 'lab name', 'lab')
-  .option('-o, --output <format>', 'text or json', 'text')
-  .action((o: { name: string; output: string }) => {
-    if (o.output === 'json') console.log(JSON.stringify(readState(o.name) ?? null, null, 2));
-    else for (const l of labStatus(o.name)) console.log(l);
-  });
+  .addOption(outputOption())
+  .action((o: { name: string; output: OutputFormat }) => print(render(o.output, readState(o.name) ?? null, () => labStatus(o.name))));
 
 program
   .command('connectivity')
@@ -217,13 +213,14 @@ program
   .command('test')
   .description('from each pod to one pod on every node and to every node IP, ICMP and TCP')
   .option('--lab <name>', 'lab to test', 'lab')
-  .option('-o, --output <format>', 'text or json', 'text')
-  .action((o: { lab: string; output: string }) => {
+  .addOption(outputOption())
+  .action((o: { lab: string; output: OutputFormat }) => {
     const state = readState(o.lab);
     if (!state) return program.error(`lab ${o.lab} is not running`);
-    const results = runProbes(planProbes(state));
-    if (o.output === 'json') console.log(JSON.stringify(results, null, 2));
-    else for (const l of renderMatrix(results)) console.log(l);
+    // Each probe's result as it completes (on stderr for json/yaml, so stdout stays one document), then the matrix.
+    const progress = o.output === 'text' ? (l: string) => console.log(l) : (l: string) => console.error(l);
+    const results = runProbes(planProbes(state), { onResult: (r, i, n) => progress(probeLine(r, i, n)) });
+    print(render(o.output, results, () => renderMatrix(results)));
     process.exitCode = results.every((r) => r.icmp && r.tcpOk !== false) ? 0 : 1;
   });
 

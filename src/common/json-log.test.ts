@@ -12,14 +12,14 @@ function capture(level: Level, base?: Record<string, unknown>): { lines: string[
 const parse = (line: string): Record<string, unknown> => JSON.parse(line) as Record<string, unknown>;
 
 describe('createLogger', () => {
-  it('writes one JSON line per call: time, level, fields, msg', () => {
+  it('writes one JSON line per call: level, time, fields, msg', () => {
     const { lines, log } = capture('debug');
     log.info('pod attached', { ip: '10.244.1.5', n: 3, ok: true, nested: { a: [1] } });
     assert.equal(lines.length, 1);
     const line = lines[0] as string;
     assert.ok(line.endsWith('\n'));
     assert.equal(line.indexOf('\n'), line.length - 1, 'exactly one line');
-    assert.equal(line, '{"time":"2026-11-25T10:00:00.000Z","level":"info","ip":"10.244.1.5","n":3,"ok":true,"nested":{"a":[1]},"msg":"pod attached"}\n');
+    assert.equal(line, '{"level":"info","time":"2026-11-25T10:00:00.000Z","ip":"10.244.1.5","n":3,"ok":true,"nested":{"a":[1]},"msg":"pod attached"}\n');
   });
 
   it('a message with newlines still makes one line', () => {

@@ -1,6 +1,10 @@
 /**
  * A minimal JSON-lines logger for the CNI plugin, whose start-up budget has no room for pino
- * (the agent and CLI use pino). Never writes to stdout: stdout carries the CNI result.
+ * (the agent uses pino). Never writes to stdout: stdout carries the CNI result.
+ *
+ * One schema for every Twill log line, this writer's and the agent's pino (src/agent/log.ts):
+ * `{"level":"info","time":"2026-11-25T10:00:00.000Z", ...context, "msg":"..."}`: the level as a
+ * label, the time as ISO 8601 UTC, context fields, then the message.
  */
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -21,10 +25,10 @@ export function createLogger(sink: LogSink, level: Level, base: Record<string, u
   const emit = (lvl: Level, msg: string, fields?: Record<string, unknown>): void => {
     if (RANK[lvl] < RANK[level]) return;
     const time = now().toISOString();
-    const record: Record<string, unknown> = { time, level: lvl, ...base, ...fields, msg };
-    // time and level lead the line and, like msg, are never overridden by a field of the same name.
-    record.time = time;
+    const record: Record<string, unknown> = { level: lvl, time, ...base, ...fields, msg };
+    // level and time lead the line (pino's order) and, like msg, are never overridden by a field of the same name.
     record.level = lvl;
+    record.time = time;
     sink.write(`${JSON.stringify(record)}\n`);
   };
   return {

@@ -18,7 +18,7 @@ import { ROOT, sh } from './harness.js';
 
 export const LAB_PATHS: LabPaths = {
   root: ROOT,
-  agentMain: path.join(ROOT, 'dist/src/agent/main.js'),
+  agentMain: path.join(ROOT, 'bin/twilld'),
   cniPlugin: path.join(ROOT, 'bin/twill-cni'),
 };
 /** Resync period of the agents in these tests: hand-made damage is repaired within seconds. */
@@ -245,14 +245,16 @@ export function metric(state: LabState, node: string, name: string): number {
   return Number(line.split(' ')[1]);
 }
 
+/** Twill's one log schema (src/agent/log.ts, src/common/json-log.ts). */
 export interface LogLine {
-  level: number;
-  time: number;
+  level: 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** ISO 8601, UTC. */
+  time: string;
   msg: string;
   [k: string]: unknown;
 }
 
-/** The node agent's JSON log lines (pino), oldest first; `from` skips that many lines. */
+/** The node agent's JSON log lines (its own and the plugin's through its socket), oldest first; `from` skips that many lines. */
 export function agentLog(state: LabState, node: string, from = 0): LogLine[] {
   let text = '';
   try {

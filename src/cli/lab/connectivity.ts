@@ -43,12 +43,30 @@ function tcp(netns: string, ip: string): boolean {
   return (r.stdout ?? '').includes('twill');
 }
 
-export function runProbes(probes: Probe[]): ProbeResult[] {
-  return probes.map((p) => {
-    let ok = icmp(p.fromNetns, p.ip);
-    if (!ok) ok = icmp(p.fromNetns, p.ip); // one retry: the first packet may wait for ARP/neighbour resolution
-    return { ...p, icmp: ok, tcpOk: p.tcp ? tcp(p.fromNetns, p.ip) : undefined };
+function probe(p: Probe): ProbeResult {
+  let ok = icmp(p.fromNetns, p.ip);
+  if (!ok) ok = icmp(p.fromNetns, p.ip); // one retry: the first packet may wait for ARP/neighbour resolution
+  return { ...p, icmp: ok, tcpOk: p.tcp ? tcp(p.fromNetns, p.ip) : undefined };
+}
+
+/** Runs the probes one by one; `onResult` hears each as soon as it completes (`i` counts from 1 of `n`). */
+export function runProbes(probes: Probe[], opts: { onResult?: (r: ProbeResult, i: number, n: number) => void; probe?: (p: Probe) => ProbeResult } = {}): ProbeResult[] {
+  const run = opts.probe ?? probe;
+  return probes.map((p, k) => {
+    const r = run(p);
+    opts.onResult?.(r, k + 1, probes.length);
+    return r;
   });
+}
+
+/** A probe's cell: ok, FAIL (both), FAIL-icmp or FAIL-tcp. */
+export function verdict(r: ProbeResult): string {
+  return r.icmp && r.tcpOk !== false ? 'ok' : !r.icmp && r.tcpOk === false ? 'FAIL' : !r.icmp ? 'FAIL-icmp' : 'FAIL-tcp';
+}
+
+/** One progress line: `[3/24] pod1-1 -> node2 192.0.2.12 icmp: ok`. */
+export function probeLine(r: ProbeResult, i: number, n: number): string {
+  return `[${String(i).padStart(String(n).length)}/${n}] ${r.from} -> ${r.to} ${r.ip} ${r.tcp ? 'icmp+tcp' : 'icmp'}: ${verdict(r)}`;
 }
 
 /** Renders the matrix: rows = source pods, columns = targets; cell "ok", "icmp", "tcp" or "FAIL". */
@@ -62,8 +80,7 @@ export function renderMatrix(results: ProbeResult[]): string[] {
     const cells = cols.map((c) => {
       const r = results.find((x) => x.from === row && x.to === c);
       if (!r) return '-'.padEnd(width);
-      const cell = r.icmp && r.tcpOk !== false ? 'ok' : !r.icmp && r.tcpOk === false ? 'FAIL' : !r.icmp ? 'FAIL-icmp' : 'FAIL-tcp';
-      return cell.padEnd(width);
+      return verdict(r).padEnd(width);
     });
     lines.push(`${row.padEnd(14)}${cells.join('')}`);
   }

@@ -16,6 +16,7 @@ const BUSYBOX = '/bin/busybox';
 
 export interface LabPaths {
   root: string;
+  /** The agent's launcher (bin/twilld; dist/src/agent/main.js works too): run with this Node, it shows as `twilld` in ps. */
   agentMain: string;
   cniPlugin: string;
 }
