@@ -9,7 +9,17 @@ function pad(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ');
 }
 
+/** What node 1's twilld did while the calls ran (from its metrics, before and after). */
+export interface AgentActivity {
+  reconcilePasses: number;
+  reconcileSeconds: number;
+  resyncSeconds: number;
+}
+
 export interface Report {
+  date: string;
+  uptime: string;
+  agent: AgentActivity;
   iterations: number;
   warmup: number;
   node: string;
@@ -34,7 +44,7 @@ export interface Report {
   unit: 'ms';
 }
 
-export function report(p: InnerParams, s: Samples): Report {
+export function report(p: InnerParams, s: Samples, agent: AgentActivity, date: Date, uptime: string): Report {
   const ref = p.sides.find((x) => x.reference) as Side;
   const rows: Report['rows'] = [];
   for (const op of ['ADD', 'DEL'] as const) {
@@ -71,6 +81,9 @@ export function report(p: InnerParams, s: Samples): Report {
   const ipHost = med('ip -batch -');
   const ipPod = med('nsenter ip -batch -');
   return {
+    date: date.toISOString(),
+    uptime,
+    agent,
     iterations: p.iterations,
     warmup: p.warmup,
     node: process.version,
@@ -147,6 +160,32 @@ export function printTable(r: Report): void {
   out.push(`ADD = node start ${f1(b.nodeStart ?? NaN)} + bundle load ${f1(b.bundleLoad ?? NaN)} + 2 ip spawns ${f1(b.ipSpawnsAdd ?? NaN)} + rest ${f1(b.restAdd ?? NaN)}  (median ${f1(b.add ?? NaN)} ms)`);
   out.push(`DEL = node start ${f1(b.nodeStart ?? NaN)} + bundle load ${f1(b.bundleLoad ?? NaN)} + 1 ip spawn ${f1(b.ipSpawnsDel ?? NaN)} + rest ${f1(b.restDel ?? NaN)}  (median ${f1(b.del ?? NaN)} ms)`);
   out.push(`NODE_EXTRA_CA_CERTS costs ${f1(b.caCertsCost ?? NaN)} ms per Node start when a Node honours it (the plugin's shebang drops it)`);
+  out.push(`node 1's twilld ran ${r.agent.reconcilePasses} reconcile passes (${f2(r.agent.reconcileSeconds)} s, resync every ${r.agent.resyncSeconds} s) while the calls ran`);
+  out.push('');
+  out.push(...markdown(r));
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
+
+/** The ready-to-paste table: date, load, one row per op and side (times in ms, medians). */
+export function markdown(r: Report): string[] {
+  const out = [
+    `CNI latency, ${r.date.replace(/\.\d+Z$/, 'Z')}, ${r.iterations} iterations, node ${r.node}, \`uptime\`: ${r.uptime}`,
+    '',
+    '| op | side | median ms | p95 ms | CPU ms | vs reference (paired) |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const op of ['ADD', 'DEL']) {
+    const rows = r.rows.filter((x) => x.op === op);
+    for (const x of rows) out.push(`| ${op} | ${x.side} | ${f1(x.twill.median)} | ${f1(x.twill.p95)} | ${f1(x.twillCpuMean)} | ${f2(x.ratioPairedMedian)}x |`);
+    const any = rows[0];
+    if (any) out.push(`| ${op} | reference bridge+host-local | ${f1(any.reference.median)} | ${f1(any.reference.p95)} | ${f1(any.referenceCpuMean)} | 1.00x |`);
+  }
+  out.push('');
+  out.push(
+    `"via a reconciling twilld": node 1 of a 2-node vxlan lab (real etcd; twilld resyncing every ${r.agent.resyncSeconds} s, ${r.agent.reconcilePasses} reconcile passes during the run); ` +
+      `"standalone": the same bin/twill-cni with no agent socket. Interleaved call by call in one run. ` +
+      'CPU: the calling process tree (for the agent path the work done inside twilld is not in it).',
+  );
+  return out;
+}

@@ -21,13 +21,21 @@ import { loadavg } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cniConfig, labDown, labUp, nodePaths, type LabPaths } from '../src/cli/lab/lab.js';
 import { CNI_BIN, ROOT, Scope } from '../test/integration/harness.js';
+import { reconcileMetrics } from './agent-metrics.js';
 import { printTable, report } from './cni-latency-report.js';
 import type { InnerParams, Samples, Side } from './cni-latency-types.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const PATH_ENV = '/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_CA = '/etc/ssl/certs/ca-certificates.crt';
+/** The lab agents resync this often, so node 1's twilld reconciles all through the timed ADDs/DELs. */
+const AGENT_RESYNC_SECONDS = 1;
+
+function labPaths(plugin: string): LabPaths {
+  return { root: ROOT, agentMain: path.join(path.dirname(SELF), '../src/agent/main.js'), cniPlugin: plugin };
+}
 
 function fail(msg: string): never {
   process.stderr.write(`cni-latency: ${msg}\n`);
@@ -163,7 +171,7 @@ function runInner(paramsFile: string): void {
 // ---------------------------------------------------------------------------------------------
 // outer process: namespaces, configs, cleanup, report
 
-function sides(opts: { plugin: string; candidates?: string[]; refDir: string; nec: string; dir: string; socket: string; pods: (key: string) => string[] }): Side[] {
+function sides(opts: { plugin: string; candidates?: string[]; refDir: string; nec: string; dir: string; socket: string; agentConfig: Record<string, unknown>; pods: (key: string) => string[] }): Side[] {
   const ours = (dataDir: string, bridge: string) => ({
     cniVersion: '1.0.0',
     name: 'twillbench',
@@ -176,10 +184,10 @@ function sides(opts: { plugin: string; candidates?: string[]; refDir: string; ne
   const out: Side[] = [
     {
       key: 'twillAgent',
-      label: 'twill via the agent socket',
+      label: 'twill via a reconciling twilld',
       plugin: opts.plugin,
       extraEnv: { NODE_EXTRA_CA_CERTS: opts.nec, TWILL_CNI_SOCKET: opts.socket },
-      config: ours(path.join(opts.dir, 'ipam-twill-agent'), 'twbench9'),
+      config: opts.agentConfig,
       pods: opts.pods('a'),
       reference: false,
     },
@@ -243,6 +251,7 @@ async function runOuter(opts: { iterations: number; warmup: number; json: boolea
   const nec = process.env.NODE_EXTRA_CA_CERTS || DEFAULT_CA;
   const scope = new Scope();
   let child: ReturnType<typeof spawn> | undefined;
+  let lab: string | undefined;
   let cleaned = false;
   const cleanup = (): void => {
     if (cleaned) return;
@@ -255,6 +264,7 @@ async function runOuter(opts: { iterations: number; warmup: number; json: boolea
       }
     }
     scope.cleanup();
+    if (lab !== undefined) labDown(lab, () => undefined);
   };
   const onSignal = (sig: NodeJS.Signals): void => {
     process.stderr.write(`cni-latency: ${sig}, cleaning up\n`);
@@ -266,7 +276,15 @@ async function runOuter(opts: { iterations: number; warmup: number; json: boolea
   process.on('SIGHUP', onSignal);
   try {
     const dir = scope.tmpdir('cnibench');
-    const host = scope.netns('host');
+    // The "host" is node 1 of a real 2-node vxlan lab (etcd, one twilld per node, resyncing every
+    // second), so the agent-socket side is served by a twilld that is reconciling while it runs ADDs.
+    // Every side's plugin runs from this node's netns: the agent serves only callers of its own.
+    lab = `bcl${process.pid.toString(36).slice(-5)}`;
+    if (!opts.json) process.stderr.write(`cni-latency: lab ${lab} (vxlan, 2 nodes, twilld resyncing every ${AGENT_RESYNC_SECONDS} s) ...\n`);
+    const state = await labUp({ name: lab, nodes: 2, pods: 0, backend: 'vxlan', topology: 'l2', network: '10.244.0.0/16', subnetLen: 24 }, labPaths(opts.plugin), () => undefined, { resyncSeconds: AGENT_RESYNC_SECONDS });
+    const node1 = state.plan.nodes[0];
+    if (!node1) throw new Error(`lab ${lab}: no node`);
+    const host = node1.netns;
     const total = opts.iterations + opts.warmup;
     // Namespaces are created ahead of time (not timed). Yielding to the event loop between them lets
     // a SIGINT during this long synchronous-looking phase run the cleanup handler at once.
@@ -280,16 +298,16 @@ async function runOuter(opts: { iterations: number; warmup: number; json: boolea
       pods.set(key, list);
     }
     const podsOf = (key: string): string[] => pods.get(key) ?? [];
-    // The agent fast path: a CNI socket served in the host namespace, as twilld serves it.
-    const socket = path.join(dir, 'cni.sock');
-    scope.spawn(['ip', 'netns', 'exec', host, process.execPath, path.join(path.dirname(SELF), '../src/cni/serve-main.js'), socket]);
+    // The agent fast path: node 1's twilld socket; the pods become real pods of that node's subnet.
+    const socket = nodePaths(lab, node1).cniSocket;
     for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
-    if (!existsSync(socket)) throw new Error('the CNI socket server did not start');
+    if (!existsSync(socket)) throw new Error(`twilld of ${node1.name} does not serve ${socket}`);
+    const agentConfig = { ...cniConfig(lab, node1), cniVersion: '1.0.0', name: 'twillbench' };
     const params: InnerParams = {
       iterations: opts.iterations,
       warmup: opts.warmup,
       cniPath: opts.refDir,
-      sides: sides({ ...opts, nec, dir, socket, pods: podsOf }),
+      sides: sides({ ...opts, nec, dir, socket, agentConfig, pods: podsOf }),
       probeNetns: scope.netns('probe'),
       plugin: opts.plugin,
       nec,
@@ -298,14 +316,18 @@ async function runOuter(opts: { iterations: number; warmup: number; json: boolea
     const paramsFile = path.join(dir, 'params.json');
     writeFileSync(paramsFile, JSON.stringify(params));
     if (!opts.json) process.stderr.write(`cni-latency: ${total} x ${params.sides.length} ADD + DEL in host netns ${host} ...\n`);
+    const startedAt = new Date();
+    const before = reconcileMetrics(host);
     const code = await new Promise<number>((resolve, reject) => {
       child = spawn('ip', ['netns', 'exec', host, process.execPath, SELF, '--inner', paramsFile], { stdio: ['ignore', 'inherit', 'inherit'] });
       child.on('error', reject);
       child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
     });
     if (code !== 0) throw new Error(`inner benchmark process failed (exit ${code})`);
+    const after = reconcileMetrics(host);
     const samples = JSON.parse(readFileSync(params.resultFile, 'utf8')) as Samples;
-    const r = report(params, samples);
+    const uptime = spawnSync('uptime', { encoding: 'utf8' }).stdout?.trim() ?? '';
+    const r = report(params, samples, { reconcilePasses: after.count - before.count, reconcileSeconds: after.sum - before.sum, resyncSeconds: AGENT_RESYNC_SECONDS }, startedAt, uptime);
     if (!opts.json) printTable(r);
     process.stdout.write(`${JSON.stringify(r)}\n`);
   } finally {

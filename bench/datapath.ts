@@ -1,26 +1,33 @@
 /**
- * Datapath benchmark: pod->pod across two lab nodes vs node->node on the same underlay, per backend,
- * measured in the same run and interleaved, next to the hand-built ceilings of
- * docs datapath-ceilings.md.
+ * Datapath benchmark: pod->pod through Twill, pod->pod through a hand-built datapath of the same
+ * kind, and node->node on the same underlay, per backend, measured in one run and interleaved.
  *
  *   node dist/bench/datapath.js [--backends host-gw,vxlan,vxlan-direct] [--reps 3] [--seconds 5]
- *                               [--rr-count 3000] [--ping-count 200] [--json]
+ *                               [--rr-count 3000] [--ping-count 200] [--hand-nft] [--json]
  *
  * Method. One 2-node lab (l2, 1 pod per node, real etcd and twilld) per backend, all up at once
- * (lab names `b<backend><pid36>`). In node 2 and in node 2's pod: an iperf3 server and a TCP echo
- * server (this file, `--rr-server`), started by PID with `nsenter --net=`. Clients run in node 1 /
- * node 1's pod the same way. Every repetition goes over all backends (rotating which goes first)
- * and, per backend, runs each test on the pod path and the node path back to back (alternating
- * which goes first), so pod and node numbers of a pair share the same machine load:
+ * (lab names `b<backend><pid36>`). On the same underlay bridge, the benchmark builds a hand-built
+ * pair (bench/hand-built.ts): two node namespaces, a bridge pod on each, the backend programmed with
+ * `ip`/`bridge` (host-gw routes; for vxlan a device with Twill's VNI, port, nolearning, noudpcsum
+ * and MTU, a neighbour, an FDB entry and an onlink route), pod MTU read from Twill's pod, no
+ * nftables. `--hand-nft` adds a second hand-built pair carrying Twill's nftables ruleset as the
+ * kernel lists it on node 1 (cluster network moved to the hand-built one): the cost of the tables.
+ * Servers (iperf3 and a TCP echo server, this file with `--rr-server`) run in every target netns,
+ * started by PID with `nsenter --net=`; clients run in the source netns the same way. Every
+ * repetition goes over all backends (rotating which goes first) and, per backend, runs each test on
+ * every path back to back (rotating which path goes first), so the sides of one round share the
+ * same machine load:
  *   - iperf3 TCP, 1 stream (-P1) and 4 streams (-P4), `--seconds` each (+1 s omitted warm-up);
  *   - TCP request/response: one connection, 32-byte request echoed back, N sequential round trips
- *     (TCP_NODELAY), timed in the client; transactions/s = 1 / mean round trip. Both ends are Node,
- *     so every round trip carries the same ~user-space cost on both paths (it dilutes the ratio
- *     towards 1: read the absolute µs too);
+ *     (TCP_NODELAY), timed in the client; mean round trip. Both ends are Node, so every round trip
+ *     carries the same user-space cost on all paths (it dilutes the ratios towards 1);
  *   - ICMP echo (`ping -i 0.01`), answered in the kernel: the datapath's own round trip.
- * Reported: medians over the repetitions, pod/node ratios (throughput: pod/node; latency: node/pod,
- * i.e. transactions/s pod over node), and the same ratio divided by the hand-built ceiling.
- * Everything (servers, labs) is removed in a finally and on SIGINT/SIGTERM/SIGHUP.
+ * Reported (Markdown, with the date and `uptime`): medians over the repetitions, Twill/node,
+ * hand/node and Twill/hand (throughput a/b; latency b/a, higher is better), Twill/hand of every
+ * repetition, and every attribute in which Twill's devices, sysctls and nft tables differ from the
+ * hand-built ones. Benchmarks print; they assert nothing.
+ * Everything (servers, labs, hand-built namespaces `tl-<lab>-h*`) is removed in a finally and on
+ * SIGINT/SIGTERM/SIGHUP.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -30,6 +37,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { labDown, labUp, type LabPaths, type LabState } from '../src/cli/lab/lab.js';
+import { HAND_VXLAN_DEV, handNode, renderHandBuilt, renderHandFdb, type HandNode, type HandSpec } from './hand-built.js';
 import type { LabBackend } from '../src/cli/lab/topology.js';
 import { runBench } from './run-bench.js';
 import { median } from './stats.js';
@@ -41,18 +49,12 @@ const IPERF_PORT = 5201;
 const RR_PORT = 5300;
 const RR_SIZE = 32;
 
-/** Hand-built ratios (pod/node) from datapath-ceilings.md: P1 throughput and TCP request/response. */
-const CEILING: Record<LabBackend, { label: string; p1: number; rr: number }> = {
-  'host-gw': { label: 'host-gw, bridge pods', p1: 0.79, rr: 0.88 },
-  vxlan: { label: 'vxlan, MTU 1450', p1: 0.63, rr: 0.81 },
-  // On one L2 segment every peer gets the host-gw route: the same datapath as host-gw.
-  'vxlan-direct': { label: 'host-gw, bridge pods (direct routes on l2)', p1: 0.79, rr: 0.88 },
-};
-/** Targets of issue 4 (pod/node P1). */
-const TARGET: Record<LabBackend, number> = { 'host-gw': 0.95, vxlan: 0.8, 'vxlan-direct': 0.95 };
+/** Targets (Twill pod->pod over the hand-built pod->pod, P1), issue 8. */
+const TARGET_VS_HAND = 0.95;
 const SHORT: Record<LabBackend, string> = { 'host-gw': 'hg', vxlan: 'vx', 'vxlan-direct': 'vd' };
 
-type Path = 'pod' | 'node';
+/** twill: pod->pod through Twill; hand: the hand-built pods; handnft: hand-built + Twill's nft tables; node: node->node. */
+type Path = 'twill' | 'hand' | 'handnft' | 'node';
 type Test = 'p1' | 'p4' | 'rr' | 'ping';
 const TESTS: readonly Test[] = ['p1', 'p4', 'rr', 'ping'];
 
@@ -63,6 +65,7 @@ interface Endpoints {
   src: Record<Path, string>;
   dstNs: Record<Path, string>;
   dst: Record<Path, string>;
+  paths: readonly Path[];
 }
 
 interface Samples {
@@ -151,6 +154,7 @@ interface Options {
   rrCount: number;
   pingCount: number;
   json: boolean;
+  handNft: boolean;
 }
 
 const servers: ChildProcess[] = [];
@@ -240,30 +244,112 @@ async function measure(e: Endpoints, test: Test, p: Path, o: Options): Promise<n
   }
 }
 
-/** What may limit the datapath: MTUs and offloads of the devices on node 1's pod path. */
-function facts(state: LabState, backend: LabBackend): Record<string, string> {
-  const n1 = state.plan.nodes[0];
-  const pod = Object.values(state.pods).find((p) => p.node === n1?.name);
-  if (!n1 || !pod) return {};
+/** One device of a datapath, for the comparison of Twill's with the hand-built one. */
+interface Device {
+  role: string;
+  netns: string;
+  dev: string;
+}
+
+/** MTU, `ip -d link` attributes (names and addresses dropped) and every `ethtool -k` feature of a device. */
+function deviceFacts(d: Device): Record<string, string> {
   const out: Record<string, string> = {};
-  const links = run(['ip', '-n', n1.netns, '-o', 'link', 'show']).stdout;
-  const veth = /\d+: (twl[0-9a-f]+)@/.exec(links)?.[1];
-  const devs: Array<[string, string]> = [[n1.netns, 'eth0'], [pod.netns, 'eth0']];
-  if (veth) devs.push([n1.netns, veth]);
-  if (backend !== 'host-gw') devs.push([n1.netns, 'twill.1']);
-  for (const [ns, dev] of devs) {
-    const mtu = /mtu (\d+)/.exec(run(['ip', '-n', ns, 'link', 'show', 'dev', dev]).stdout)?.[1] ?? '?';
-    const k = run(['ip', 'netns', 'exec', ns, 'ethtool', '-k', dev]).stdout;
-    const f = (name: string): string => new RegExp(`^${name}: (\\S+)`, 'm').exec(k)?.[1] ?? '?';
-    const where = ns === pod.netns ? 'pod' : 'node1';
-    const name = dev.startsWith('twl') ? 'veth(host)' : dev;
-    out[`${where} ${name}`] = `mtu ${mtu} tx-csum ${f('tx-checksumming')} tso ${f('tcp-segmentation-offload')} gso ${f('generic-segmentation-offload')} gro ${f('generic-receive-offload')}`;
-  }
-  if (backend !== 'host-gw') {
-    const d = run(['ip', '-n', n1.netns, '-d', 'link', 'show', 'dev', 'twill.1']).stdout;
-    out['node1 twill.1 vxlan'] = (/vxlan .*?(?= addrgenmode)/.exec(d)?.[0] ?? '?').replace(/\s+/g, ' ');
+  const j = JSON.parse(run(['ip', '-n', d.netns, '-d', '-j', 'link', 'show', 'dev', d.dev]).stdout || '[]') as Array<Record<string, unknown>>;
+  const link = j[0] ?? {};
+  for (const k of ['mtu', 'qdisc', 'txqlen', 'gso_max_size', 'gso_max_segs', 'gro_max_size', 'tso_max_size', 'num_tx_queues', 'num_rx_queues']) out[k] = String(link[k] ?? '-');
+  const info = (link.linkinfo ?? {}) as { info_kind?: string; info_data?: Record<string, unknown>; info_slave_kind?: string; info_slave_data?: Record<string, unknown> };
+  out.kind = String(info.info_kind ?? '-');
+  for (const [k, v] of Object.entries(info.info_data ?? {})) if (!/^(local|link|id|bridge_id|root_id|designated_root|hello_timer|tcn_timer|topology_change_timer|gc_timer|fdb_n_learned)$/.test(k) && typeof v !== 'object') out[`${out.kind}.${k}`] = String(v);
+  for (const [k, v] of Object.entries(info.info_slave_data ?? {})) if (!/(_id|_timer|no|port)$/.test(k) && typeof v !== 'object') out[`port.${k}`] = String(v);
+  for (const line of run(['ip', 'netns', 'exec', d.netns, 'ethtool', '-k', d.dev]).stdout.split('\n')) {
+    const m = /^\s*([a-z0-9-]+): (on|off)( \[fixed\])?$/.exec(line);
+    if (m) out[`ethtool.${m[1]}`] = m[2] as string;
   }
   return out;
+}
+
+/** Global IPv4/core/netfilter/bridge sysctls of a netns (and conf.all/default; per-device keys dropped), for the comparison. */
+function sysctls(netns: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of run(['ip', 'netns', 'exec', netns, 'sysctl', '-a']).stdout.split('\n')) {
+    const m = /^(net\.(?:ipv4|core|netfilter|bridge)\.[^ ]+) = (.*)$/.exec(line);
+    if (!m || /\.conf\.(?!all\.|default\.)|\.neigh\.|_key$|nf_conntrack_count|tcp_mem|udp_mem|rt_cache_rebuild|hash|_random/.test(m[1] as string)) continue;
+    out[m[1] as string] = m[2] as string;
+  }
+  return out;
+}
+
+/** Every key whose value differs between Twill's and the hand-built side, as `key twill/hand`. */
+function differences(a: Record<string, string>, b: Record<string, string>): string[] {
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+  return keys.filter((k) => a[k] !== b[k]).map((k) => `${k} ${a[k] ?? '-'}/${b[k] ?? '-'}`);
+}
+
+function nftTables(netns: string): string {
+  const t = run(['ip', 'netns', 'exec', netns, 'nft', 'list', 'tables']).stdout.trim().split('\n').filter(Boolean);
+  return t.length === 0 ? 'none' : t.map((x) => x.replace(/^table /, '')).join(', ');
+}
+
+/** What differs between Twill's datapath and the hand-built one, device by device (node 1 and its pod). */
+function compare(twill: Device[], hand: Device[], nodes: [string, string]): string[] {
+  const out: string[] = [];
+  twill.forEach((t, i) => {
+    const h = hand[i];
+    if (!h) return;
+    const diff = differences(deviceFacts(t), deviceFacts(h));
+    out.push(`${t.role} (${t.dev} / ${h.dev}): ${diff.length === 0 ? 'same' : diff.join(', ')}`);
+  });
+  const diff = differences(sysctls(nodes[0]), sysctls(nodes[1]));
+  out.push(`node sysctls: ${diff.length === 0 ? 'same' : diff.join(', ')}`);
+  out.push(`nft tables: twill node ${nftTables(nodes[0])}; hand-built node ${nftTables(nodes[1])}`);
+  return out;
+}
+
+function linkMtu(netns: string, dev: string): number {
+  const mtu = Number(/mtu (\d+)/.exec(run(['ip', '-n', netns, 'link', 'show', 'dev', dev]).stdout)?.[1]);
+  if (!Number.isInteger(mtu)) throw new Error(`no MTU for ${dev} in ${netns}`);
+  return mtu;
+}
+
+function mustRun(argv: readonly string[], input?: string): string {
+  const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', input: input ?? '' });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${(r.stderr ?? '').trim() || `exit ${r.status}`}`);
+  return r.stdout ?? '';
+}
+
+/** Builds a hand-built pair in the lab's underlay; with `nftFrom`, loads Twill's nft ruleset of that node into both. */
+function buildHand(state: LabState, backend: LabBackend, pair: [number, number], nftFrom?: string): void {
+  const { plan } = state;
+  const seg = plan.segments[0];
+  const n1 = plan.nodes[0];
+  const pod = Object.values(state.pods).find((p) => p.node === n1?.name);
+  if (!seg || !n1 || !pod) throw new Error(`lab ${plan.spec.name}: unexpected plan`);
+  const cfg = plan.clusterConfig.Backend as { VNI?: number; Port?: number };
+  const spec: HandSpec = {
+    lab: plan.spec.name,
+    infraNetns: plan.infraNetns,
+    underlayBridge: seg.bridge,
+    underlayPrefix: seg.prefix,
+    underlayGateway: seg.gateway,
+    backend,
+    vni: cfg.VNI ?? 1,
+    port: cfg.Port ?? 8472,
+    podMtu: linkMtu(pod.netns, 'eth0'),
+    vxlanMtu: backend === 'vxlan' ? linkMtu(n1.netns, `twill.${cfg.VNI ?? 1}`) : 0,
+  };
+  for (const i of pair) {
+    const n = handNode(spec.lab, i);
+    mustRun(['ip', 'netns', 'add', n.netns]);
+    mustRun(['ip', 'netns', 'add', n.podNetns]);
+  }
+  for (const { netns, lines } of renderHandBuilt(spec, pair)) mustRun(['ip', '-n', netns, '-batch', '-'], `${lines.join('\n')}\n`);
+  for (const { netns, lines } of renderHandFdb(spec, pair)) mustRun(['bridge', '-n', netns, '-batch', '-'], `${lines.join('\n')}\n`);
+  for (const i of pair) mustRun(['ip', 'netns', 'exec', handNode(spec.lab, i).netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  if (nftFrom !== undefined) {
+    // Twill's tables as they are in the kernel, with the cluster network moved to the hand-built one.
+    const ruleset = mustRun(['ip', 'netns', 'exec', nftFrom, 'nft', 'list', 'ruleset']).replaceAll('10.244.', '10.245.');
+    for (const i of pair) mustRun(['ip', 'netns', 'exec', handNode(spec.lab, i).netns, 'nft', '-f', '-'], ruleset);
+  }
 }
 
 async function main(o: Options): Promise<void> {
@@ -273,107 +359,158 @@ async function main(o: Options): Promise<void> {
   const log = (line: string): void => {
     if (!o.json) process.stdout.write(`${line}\n`);
   };
+  const startedAt = new Date();
   const loadBefore = loadavg();
   const endpoints: Endpoints[] = [];
-  const factsBy: Record<string, Record<string, string>> = {};
+  const comparison: Record<string, string[]> = {};
+  const paths: Path[] = o.handNft ? ['twill', 'hand', 'handnft', 'node'] : ['twill', 'hand', 'node'];
   const suffix = process.pid.toString(36).slice(-5);
   for (const backend of o.backends) {
     const name = `b${SHORT[backend]}${suffix}`.slice(0, 8);
     labs.push(name);
-    log(`lab ${name}: ${backend}, 2 nodes, 1 pod each ...`);
+    log(`lab ${name}: ${backend}, 2 nodes, 1 pod each, and the hand-built ${o.handNft ? 'pairs' : 'pair'} ...`);
     const state = await labUp({ name, nodes: 2, pods: 1, backend, topology: 'l2', network: '10.244.0.0/16', subnetLen: 24 }, PATHS, () => undefined, { resyncSeconds: 10 });
     const [n1, n2] = state.plan.nodes;
     const p1 = Object.values(state.pods).find((p) => p.node === n1?.name);
     const p2 = Object.values(state.pods).find((p) => p.node === n2?.name);
     if (!n1 || !n2 || !p1 || !p2) throw new Error(`lab ${name}: unexpected plan`);
+    buildHand(state, backend, [1, 2]);
+    if (o.handNft) buildHand(state, backend, [3, 4], n1.netns);
+    const h = (i: number): HandNode => handNode(name, i);
     const e: Endpoints = {
       backend,
       lab: name,
-      src: { pod: p1.netns, node: n1.netns },
-      dstNs: { pod: p2.netns, node: n2.netns },
-      dst: { pod: p2.ip, node: n2.address },
+      src: { twill: p1.netns, hand: h(1).podNetns, handnft: h(3).podNetns, node: n1.netns },
+      dstNs: { twill: p2.netns, hand: h(2).podNetns, handnft: h(4).podNetns, node: n2.netns },
+      dst: { twill: p2.ip, hand: h(2).podIp, handnft: h(4).podIp, node: n2.address },
+      paths,
     };
-    for (const p of ['pod', 'node'] as const) {
+    for (const p of paths) {
       startServer(e.dstNs[p], ['iperf3', '-s', '-p', String(IPERF_PORT)]);
       startServer(e.dstNs[p], [process.execPath, SELF, '--rr-server', String(RR_PORT)]);
     }
-    await waitPing(e.src.pod, e.dst.pod, 30_000); // the agents have programmed the routes
-    for (const p of ['pod', 'node'] as const) {
+    for (const p of paths) await waitPing(e.src[p], e.dst[p], 30_000); // the agents have programmed the routes
+    for (const p of paths) {
       await waitListen(e.dstNs[p], IPERF_PORT, 10_000);
       await waitListen(e.dstNs[p], RR_PORT, 10_000);
     }
-    factsBy[backend] = facts(state, backend);
+    const hostVeth = /\d+: (twl[0-9a-f]+)@/.exec(run(['ip', '-n', n1.netns, '-o', 'link', 'show']).stdout)?.[1] ?? 'twl?';
+    const twillDevs: Device[] = [
+      { role: 'node eth0', netns: n1.netns, dev: 'eth0' },
+      { role: 'bridge', netns: n1.netns, dev: 'cni0' },
+      { role: 'host veth', netns: n1.netns, dev: hostVeth },
+      { role: 'pod eth0', netns: p1.netns, dev: 'eth0' },
+    ];
+    const handDevs: Device[] = [
+      { role: 'node eth0', netns: h(1).netns, dev: 'eth0' },
+      { role: 'bridge', netns: h(1).netns, dev: 'cni0' },
+      { role: 'host veth', netns: h(1).netns, dev: 'veth0' },
+      { role: 'pod eth0', netns: h(1).podNetns, dev: 'eth0' },
+    ];
+    if (backend === 'vxlan') {
+      twillDevs.push({ role: 'vxlan', netns: n1.netns, dev: 'twill.1' });
+      handDevs.push({ role: 'vxlan', netns: h(1).netns, dev: HAND_VXLAN_DEV });
+    }
+    comparison[backend] = compare(twillDevs, handDevs, [n1.netns, h(1).netns]);
     endpoints.push(e);
   }
 
   const samples: Record<string, Samples> = {};
   for (const e of endpoints) {
     samples[e.backend] = {};
-    for (const t of TESTS) for (const p of ['pod', 'node']) (samples[e.backend] as Samples)[`${t}.${p}`] = [];
+    for (const t of TESTS) for (const p of paths) (samples[e.backend] as Samples)[`${t}.${p}`] = [];
   }
   for (let rep = 0; rep < o.reps; rep++) {
     for (let b = 0; b < endpoints.length; b++) {
       const e = endpoints[(b + rep) % endpoints.length] as Endpoints;
       for (const t of TESTS) {
-        const order: Path[] = (rep + TESTS.indexOf(t)) % 2 === 0 ? ['pod', 'node'] : ['node', 'pod'];
+        // Rotate which path goes first, so no side always runs on a warmer or colder machine.
+        const k = (rep + TESTS.indexOf(t)) % paths.length;
+        const order = [...paths.slice(k), ...paths.slice(0, k)];
         for (const p of order) {
           const v = await measure(e, t, p, o);
           (samples[e.backend] as Samples)[`${t}.${p}`]?.push(v);
-          log(`  rep ${rep + 1}/${o.reps} ${e.backend.padEnd(12)} ${t.padEnd(4)} ${p.padEnd(4)} ${t === 'p1' || t === 'p4' ? `${v.toFixed(2)} Gbit/s` : `${v.toFixed(1)} µs`}`);
+          log(`  rep ${rep + 1}/${o.reps} ${e.backend.padEnd(12)} ${t.padEnd(4)} ${p.padEnd(7)} ${t === 'p1' || t === 'p4' ? `${v.toFixed(2)} Gbit/s` : `${v.toFixed(1)} µs`}`);
         }
       }
     }
   }
   const loadAfter = loadavg();
+  const uptime = run(['uptime']).stdout.trim();
 
+  /** Higher is better: throughput as is, latency as 1/µs. */
+  const score = (t: Test, v: number): number => (t === 'p1' || t === 'p4' ? v : 1 / v);
   const results = endpoints.map((e) => {
     const s = samples[e.backend] as Samples;
-    const m = (k: string): number => median(s[k] ?? []);
-    const r = {
-      backend: e.backend,
-      p1: { podGbps: m('p1.pod'), nodeGbps: m('p1.node'), ratio: m('p1.pod') / m('p1.node') },
-      p4: { podGbps: m('p4.pod'), nodeGbps: m('p4.node'), ratio: m('p4.pod') / m('p4.node') },
-      rr: { podUs: m('rr.pod'), nodeUs: m('rr.node'), ratio: m('rr.node') / m('rr.pod') },
-      ping: { podUs: m('ping.pod'), nodeUs: m('ping.node'), ratio: m('ping.node') / m('ping.pod') },
-      // Ratios of every repetition's pair (pod and node measured back to back).
-      pairedP1: (s['p1.pod'] ?? []).map((x, i) => x / ((s['p1.node'] ?? [])[i] ?? NaN)),
-      ceiling: CEILING[e.backend],
-      target: TARGET[e.backend],
-      samples: s,
-      facts: factsBy[e.backend],
-    };
-    return { ...r, p1VsCeiling: r.p1.ratio / r.ceiling.p1, rrVsCeiling: r.rr.ratio / r.ceiling.rr };
+    const m = (t: Test, p: Path): number => median(s[`${t}.${p}`] ?? []);
+    const ratio = (t: Test, a: Path, b: Path): number => score(t, m(t, a)) / score(t, m(t, b));
+    /** Per repetition: a / b of the samples measured in the same round. */
+    const paired = (t: Test, a: Path, b: Path): number[] => (s[`${t}.${a}`] ?? []).map((x, i) => score(t, x) / score(t, (s[`${t}.${b}`] ?? [])[i] ?? NaN));
+    const tests = Object.fromEntries(
+      TESTS.map((t) => [
+        t,
+        {
+          medians: Object.fromEntries(paths.map((p) => [p, m(t, p)])),
+          twillVsNode: ratio(t, 'twill', 'node'),
+          handVsNode: ratio(t, 'hand', 'node'),
+          twillVsHand: ratio(t, 'twill', 'hand'),
+          pairedTwillVsHand: paired(t, 'twill', 'hand'),
+          ...(o.handNft ? { handNftVsHand: ratio(t, 'handnft', 'hand'), twillVsHandNft: ratio(t, 'twill', 'handnft') } : {}),
+        },
+      ]),
+    ) as Record<Test, { medians: Record<string, number>; twillVsNode: number; handVsNode: number; twillVsHand: number; pairedTwillVsHand: number[]; handNftVsHand?: number; twillVsHandNft?: number }>;
+    return { backend: e.backend, tests, samples: s, comparison: comparison[e.backend] ?? [] };
   });
-  const report = { reps: o.reps, seconds: o.seconds, rrCount: o.rrCount, pingCount: o.pingCount, loadavg: { before: loadBefore, after: loadAfter }, results };
+  const report = {
+    date: startedAt.toISOString(),
+    uptime,
+    reps: o.reps,
+    seconds: o.seconds,
+    rrCount: o.rrCount,
+    pingCount: o.pingCount,
+    targetTwillVsHand: TARGET_VS_HAND,
+    loadavg: { before: loadBefore, after: loadAfter },
+    results,
+  };
   if (o.json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
     return;
   }
-  const f2 = (x: number): string => x.toFixed(2);
-  const rows = [
-    ['backend', 'P1 pod/node', 'P1 Gbit/s pod / node', 'target', 'hand-built', 'P1 vs hand-built', 'P4 pod/node', 'P4 Gbit/s pod / node', 'RR pod/node', 'RR µs pod / node', 'RR vs hand-built', 'ping µs pod / node'],
-    ...results.map((r) => [
-      r.backend,
-      f2(r.p1.ratio),
-      `${f2(r.p1.podGbps)} / ${f2(r.p1.nodeGbps)}`,
-      `>= ${f2(r.target)}`,
-      `${f2(r.ceiling.p1)} / RR ${f2(r.ceiling.rr)}`,
-      f2(r.p1VsCeiling),
-      f2(r.p4.ratio),
-      `${f2(r.p4.podGbps)} / ${f2(r.p4.nodeGbps)}`,
-      f2(r.rr.ratio),
-      `${r.rr.podUs.toFixed(0)} / ${r.rr.nodeUs.toFixed(0)}`,
-      f2(r.rrVsCeiling),
-      `${r.ping.podUs.toFixed(0)} / ${r.ping.nodeUs.toFixed(0)}`,
-    ]),
-  ];
-  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
+  const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
+  const abs = (t: Test, v: number): string => (t === 'p1' || t === 'p4' ? f2(v) : v.toFixed(0));
+  const unit: Record<Test, string> = { p1: 'Gbit/s', p4: 'Gbit/s', rr: 'µs', ping: 'µs' };
+  const head = ['backend', 'test', `Twill / hand-built / node${o.handNft ? ' / hand+Twill nft' : ''}`, 'Twill/node', 'hand/node', 'Twill/hand', ...(o.handNft ? ['hand+nft/hand'] : []), 'Twill/hand per rep'];
+  const rows = results.flatMap((r) =>
+    TESTS.map((t) => {
+      const x = r.tests[t];
+      const order: Path[] = o.handNft ? ['twill', 'hand', 'node', 'handnft'] : ['twill', 'hand', 'node'];
+      return [
+        r.backend,
+        t.toUpperCase(),
+        `${order.map((p) => abs(t, x.medians[p] ?? NaN)).join(' / ')} ${unit[t]}`,
+        f2(x.twillVsNode),
+        f2(x.handVsNode),
+        `**${f2(x.twillVsHand)}**`,
+        ...(o.handNft ? [f2(x.handNftVsHand ?? NaN)] : []),
+        x.pairedTwillVsHand.map(f2).join(' '),
+      ];
+    }),
+  );
   log('');
-  for (const row of rows) log(`| ${row.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`);
+  log(`Datapath, ${startedAt.toISOString().replace(/\.\d+Z$/, 'Z')}, \`uptime\`: ${uptime}`);
   log('');
-  log(`medians of ${o.reps} repetitions; P1/P4: iperf3 TCP ${o.seconds} s (+1 s omitted); RR: ${o.rrCount} sequential ${RR_SIZE}-byte round trips (Node both ends), ratio = node µs / pod µs; ping: ${o.pingCount} ICMP echoes at 10 ms`);
-  for (const r of results) log(`${r.backend}: P1 pod/node per repetition ${r.pairedP1.map(f2).join(' ')}; hand-built: ${r.ceiling.label}`);
-  for (const r of results) for (const [k, v] of Object.entries(r.facts ?? {})) log(`${r.backend} ${k}: ${v}`);
+  log(`| ${head.join(' | ')} |`);
+  log(`|${head.map(() => '---').join('|')}|`);
+  for (const row of rows) log(`| ${row.join(' | ')} |`);
+  log('');
+  log(
+    `Medians of ${o.reps} repetitions, all sides measured in the same run, interleaved (order rotated per test). ` +
+      `P1/P4: iperf3 TCP, 1 and 4 streams, ${o.seconds} s (+1 s omitted); RR: ${o.rrCount} sequential ${RR_SIZE}-byte round trips (Node both ends), mean µs; ` +
+      `PING: ${o.pingCount} ICMP echoes at 10 ms, avg µs. Ratios: throughput a/b, latency b/a (higher is better). Target: Twill/hand >= ${f2(TARGET_VS_HAND)}. ` +
+      `Hand-built: the same namespaces and bridge pods, the backend programmed with ip/bridge by the benchmark (bench/hand-built.ts), no nftables.`,
+  );
+  log('');
+  for (const r of results) for (const line of r.comparison) log(`${r.backend} twill vs hand-built: ${line}`);
   log(`load average before ${loadBefore.map(f2).join(' ')}, after ${loadAfter.map(f2).join(' ')}`);
 }
 
@@ -387,6 +524,7 @@ const { values, positionals } = parseArgs({
     'rr-count': { type: 'string', default: '3000' },
     'ping-count': { type: 'string', default: '200' },
     json: { type: 'boolean', default: false },
+    'hand-nft': { type: 'boolean', default: false },
     'rr-server': { type: 'string' },
     'rr-client': { type: 'boolean', default: false },
   },
@@ -401,7 +539,7 @@ if (values['rr-server'] !== undefined) {
   rrClient(host ?? '', Number(port), Number(count), 200);
 } else {
   const backends = (values.backends ?? '').split(',').filter(Boolean) as LabBackend[];
-  for (const b of backends) if (!(b in CEILING)) fail(`unknown backend ${b} (host-gw, vxlan, vxlan-direct)`);
+  for (const b of backends) if (!(b in SHORT)) fail(`unknown backend ${b} (host-gw, vxlan, vxlan-direct)`);
   const o: Options = {
     backends,
     reps: Number(values.reps),
@@ -409,6 +547,7 @@ if (values['rr-server'] !== undefined) {
     rrCount: Number(values['rr-count']),
     pingCount: Number(values['ping-count']),
     json: values.json ?? false,
+    handNft: values['hand-nft'] ?? false,
   };
   if (![o.reps, o.seconds, o.rrCount, o.pingCount].every((x) => Number.isInteger(x) && x > 0)) fail('--reps, --seconds, --rr-count, --ping-count: positive integers');
   await runBench('datapath', () => main(o), cleanup);

@@ -41,6 +41,7 @@ import { leaseKey, renderLeaseValue } from '../src/model/lease.js';
 import { formatCidr, formatIPv4, parseCidr, parseIPv4, type Cidr } from '../src/net/ipv4.js';
 import { runBench } from './run-bench.js';
 import { median, percentile } from './stats.js';
+import { reconcileMetrics } from './agent-metrics.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SELF), '../..');
@@ -204,13 +205,6 @@ function cpuSeconds(pid: number): { own: number; children: number } {
   return { own: (Number(f[11]) + Number(f[12])) / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
 }
 
-function metrics(netns: string): { sum: number; count: number } {
-  const text = run(['nsenter', `--net=/run/netns/${netns}`, 'curl', '-sf', 'http://127.0.0.1:9402/metrics']).stdout;
-  const sum = /^twill_reconcile_duration_seconds_sum (\S+)$/m.exec(text)?.[1];
-  const count = /^twill_reconcile_duration_seconds_count (\S+)$/m.exec(text)?.[1];
-  return { sum: Number(sum), count: Number(count) };
-}
-
 interface LogLine {
   time: number;
   msg: string;
@@ -350,11 +344,11 @@ async function main(o: Options): Promise<void> {
   const rssAfterSync = rssMb(pid);
 
   // Steady state: periodic resyncs only.
-  const m0 = metrics(node.netns);
+  const m0 = reconcileMetrics(node.netns);
   const c0 = cpuSeconds(pid);
   const s0 = nowMs();
   await sleep(Math.max(10, o.resync * 6) * 1000);
-  const m1 = metrics(node.netns);
+  const m1 = reconcileMetrics(node.netns);
   const c1 = cpuSeconds(pid);
   const span = (nowMs() - s0) / 1000;
   const steady = {
