@@ -30,7 +30,8 @@ async function runOnce(argv: string[]): Promise<{ nft: string; subnetEnv: string
   const asyncRunner: AsyncCommandRunner = {
     run: async (a, input) => {
       if (a.includes('list')) return { status: 1, stdout: '', stderr: 'No such file or directory' };
-      nftWrites.push(input ?? '');
+      // Only the table writes (nft -f -); the FORWARD-accept probe (iptables) writes no table.
+      if (a.includes('nft') && input) nftWrites.push(input);
       return { status: 0, stdout: '', stderr: '' };
     },
   };
