@@ -12,6 +12,7 @@ import { labDown, labStatus, labUp, nodePaths, readState } from './lab/lab.js';
 import type { LabBackend, LabTopology } from './lab/topology.js';
 import { exitStatusFor, outputOption, render, type OutputFormat } from './output.js';
 import { twillVersion } from '../version.js';
+import { uninstallNode } from './uninstall.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const program = new Command('twill')
@@ -156,6 +157,18 @@ program
     chmodSync(path.join(o.dir, 'twill.tmp'), 0o755);
     renameSync(path.join(o.dir, 'twill.tmp'), path.join(o.dir, 'twill'));
     console.log(`installed ${path.join(o.dir, 'twill')} and ${path.join(o.dir, 'twill-cni.js')}`);
+  });
+
+program
+  .command('uninstall')
+  .description('after stopping twilld: remove Twill\'s nft tables, FORWARD accepts, twill.* devices, proto 84 routes and route protocol names from this node')
+  .option('--cni-bin-dir <dir>', 'also remove the installed plugin (twill, twill-cni.js) from this CNI bin dir')
+  .action(async (o: { cniBinDir?: string }) => {
+    const { spawnAsyncRunner } = await import('../dataplane/async-command.js');
+    const r = await uninstallNode(spawnAsyncRunner, o.cniBinDir === undefined ? {} : { cniBinDir: o.cniBinDir });
+    for (const l of r.removed) console.log(`removed ${l}`);
+    for (const e of r.errors) console.error(`error: ${e}`);
+    process.exitCode = r.errors.length > 0 ? 1 : 0;
   });
 
 ipamOptions(ipam.command('check').description('reservations without a pod veth (leaks) and pod veths without a reservation, on this node'))

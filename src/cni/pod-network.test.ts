@@ -99,11 +99,11 @@ describe('resolvePodNetwork: subnet and gateway', () => {
     assert.deepEqual(resolve(conf({}, { subnet: '10.244.1.0/24', routes: [] })).routes, [], 'an empty list means no routes');
   });
 
-  it('bridge name, hairpin, ipMasq (config over subnet file)', () => {
+  it('bridge name, hairpin, ipMasq (only from the config: TWILL_IPMASQ means the agent masquerades)', () => {
     const n = resolve(conf({ bridge: 'br9', hairpinMode: true }, { subnet: '10.244.1.0/24' }), { ipMasq: true });
     assert.equal(n.bridge, 'br9');
     assert.equal(n.hairpin, true);
-    assert.equal(n.ipMasq, true);
+    assert.equal(n.ipMasq, false, 'the agent masquerades: no second table from the plugin');
     assert.equal(resolve(conf({ ipMasq: false }, { subnet: '10.244.1.0/24' }), { ipMasq: true }).ipMasq, false);
     assert.equal(resolve(conf({ ipMasq: true }, { subnet: '10.244.1.0/24' }), { ipMasq: false }).ipMasq, true);
   });

@@ -117,7 +117,9 @@ export function resolvePodNetwork({ conf, subnetEnv, underlayMtu }: ResolveInput
     podGateway,
     routes,
     mtu,
-    ipMasq: conf.ipMasq ?? subnetEnv?.ipMasq ?? false,
+    // TWILL_IPMASQ=true says the agent masquerades for the node (flannel's FLANNEL_IPMASQ): the plugin
+    // adds its own rules only when its config asks (no second table, no nft run per ADD).
+    ipMasq: conf.ipMasq ?? false,
     hairpin: conf.hairpinMode ?? false,
   };
   if (clusterNetwork) out.clusterNetwork = clusterNetwork;

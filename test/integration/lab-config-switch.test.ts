@@ -232,9 +232,9 @@ describe('twill lab: live config changes (l2, 3 nodes)', { timeout: 900_000 }, (
     const impostor = (urlPath: string) => agentGet(host.netns, urlPath, 9412);
     try {
       await waitUntil('the impostor to be refused', 30_000, () => /held by another host/.test(out), 250);
-      const line = out.split('\n').map((l) => { try { return JSON.parse(l) as { level: number; msg: string; err?: string }; } catch { return undefined; } }).find((l) => l?.err?.includes('held by another host'));
+      const line = out.split('\n').map((l) => { try { return JSON.parse(l) as { level: string; msg: string; err?: string }; } catch { return undefined; } }).find((l) => l?.err?.includes('held by another host'));
       assert.ok(line, out);
-      assert.equal(line.level, 50, 'logged as an error');
+      assert.equal(line.level, 'error', 'logged as an error');
       assert.match(line.err ?? '', new RegExp(`node name node1 is held by another host: lease ${subnet.replace(/\./g, '\\.')} of ${nodeOf(s, 'node1').address.replace(/\./g, '\\.')}`));
       const ready = impostor('/readyz');
       assert.equal(ready.status, 503);
