@@ -457,7 +457,12 @@ export class Agent implements HealthState {
     const report = await this.reconciler.apply(desired);
     recordObjectFailures(report, metrics, log);
     this.p.ensureSysctl(IP_FORWARD, '1');
-    const nft = await ensureAgentTable(this.p.asyncRunner, { clusterNetwork: this.config.network, nodeSubnet: this.local.subnet, ipMasq: ipMasqOn(this.p.options) });
+    const nft = await ensureAgentTable(this.p.asyncRunner, {
+      clusterNetwork: this.config.network,
+      nodeSubnet: this.local.subnet,
+      ipMasq: ipMasqOn(this.p.options),
+      tunnels: desired.links.map((l) => ({ local: l.local, port: l.port })),
+    });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     // The new backend's receiving side is in place now: tell the peers (and the plugin: TWILL_MTU).
     if (report.converged) await this.publishAttributes();

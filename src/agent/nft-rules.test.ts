@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AsyncCommandRunner } from '../dataplane/async-command.js';
 import { parseCidr } from '../net/ipv4.js';
-import { agentRules, renderAgentTable } from './nft-rules.js';
+import { agentChains, agentRules, notrackRules, renderAgentTable } from './nft-rules.js';
 import { ensureAgentTable } from './nft-table.js';
 
 const net = parseCidr('10.244.0.0/16', true) as { network: number; prefix: number };
@@ -28,6 +28,17 @@ describe('agent nftables table', () => {
     assert.equal(Object.values(t.chains).flat().length - 2, 6, 'six rules after the two chain declarations');
     assert.equal(agentRules({ ...input, ipMasq: false }).postrouting.length, 0);
     assert.notEqual(renderAgentTable({ ...input, nodeSubnet: net }).comment, t.comment, 'the fingerprint follows the content');
+  });
+
+  it('has no nat chain without masquerade (an empty one would switch conntrack on) and raw notrack chains per VXLAN tunnel end', () => {
+    assert.deepEqual(Object.keys(agentChains({ ...input, ipMasq: false })), ['forward']);
+    assert.deepEqual(Object.keys(agentChains(input)), ['forward', 'postrouting']);
+    const tunnels = [{ local: 0xc0000207, port: 8472 }, { local: 0xc0000207, port: 8472 }, { local: 0xc0000205, port: 4789 }];
+    const c = agentChains({ ...input, tunnels });
+    assert.deepEqual(c['raw-prerouting'], ['type filter hook prerouting priority raw; policy accept;', 'ip daddr 192.0.2.5 udp dport 4789 notrack', 'ip daddr 192.0.2.7 udp dport 8472 notrack']);
+    assert.deepEqual(c['raw-output'], ['type filter hook output priority raw; policy accept;', 'ip saddr 192.0.2.5 udp dport 4789 notrack', 'ip saddr 192.0.2.7 udp dport 8472 notrack']);
+    assert.deepEqual(notrackRules([]), { prerouting: [], output: [] });
+    assert.notEqual(renderAgentTable({ ...input, tunnels }).comment, renderAgentTable(input).comment);
   });
 
   it('ensureAgentTable writes only when the table is missing, different or edited by hand', async () => {

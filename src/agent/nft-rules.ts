@@ -1,15 +1,40 @@
 /**
  * The agent's nftables table (`inet twill`), rendered whole and replaced in one transaction:
  * forwarding allowed for pod traffic, masquerade for pod traffic leaving the cluster network
- * (flannel's four rules). Pure.
+ * (flannel's four rules), and `notrack` for this node's own VXLAN packets. Pure.
+ *
+ * Conntrack: a nat chain makes the kernel track every packet of the namespace. Without masquerade
+ * the table has no nat chain, so Twill loads no conntrack at all. With it, the outer UDP packets of
+ * the VXLAN tunnels (to and from this node's address, on the tunnel port) are exempted in the raw
+ * hooks, as Calico and Cilium do: they never need NAT, a per-flow entry for each would fill the
+ * table, and an untracked packet cannot be rewritten by someone else's NAT rule (the checksum trap
+ * of docs/design/vxlan-checksum.md). Pod↔pod packets stay tracked: kube-proxy's Service DNAT needs
+ * to see the replies.
  */
 import { NFT_AGENT_TABLE } from '../common/constants.js';
-import { formatCidr, type Cidr } from '../net/ipv4.js';
+import { formatCidr, formatIPv4, type Cidr } from '../net/ipv4.js';
+
+/** A VXLAN tunnel end on this node: its source address and UDP port. */
+export interface TunnelEnd {
+  local: number;
+  port: number;
+}
 
 export interface NftInput {
   clusterNetwork: Cidr;
   nodeSubnet: Cidr;
   ipMasq: boolean;
+  /** VXLAN tunnels of this node whose outer packets are not tracked (none: no raw chains). */
+  tunnels?: readonly TunnelEnd[];
+}
+
+/** The raw-hook rules that exempt this node's outer VXLAN packets from conntrack (deduplicated, sorted). */
+export function notrackRules(tunnels: readonly TunnelEnd[]): { prerouting: string[]; output: string[] } {
+  const ends = [...new Map(tunnels.map((t) => [`${t.local}:${t.port}`, t])).values()].sort((a, b) => a.local - b.local || a.port - b.port);
+  return {
+    prerouting: ends.map((t) => `ip daddr ${formatIPv4(t.local)} udp dport ${t.port} notrack`),
+    output: ends.map((t) => `ip saddr ${formatIPv4(t.local)} udp dport ${t.port} notrack`),
+  };
 }
 
 /** Rules per chain, used to render and to recognise a table someone changed by hand. */
@@ -44,10 +69,15 @@ export type TableChains = Record<string, string[]>;
 /** The chains `i` wants, in the form `nft list table` prints them (nft 1.0.6 prints these rules verbatim). */
 export function agentChains(i: NftInput): TableChains {
   const r = agentRules(i);
-  return {
-    forward: ['type filter hook forward priority filter; policy accept;', ...r.forward],
-    postrouting: ['type nat hook postrouting priority srcnat; policy accept;', ...r.postrouting],
-  };
+  const chains: TableChains = { forward: ['type filter hook forward priority filter; policy accept;', ...r.forward] };
+  // No masquerade, no nat chain: even an empty one would switch conntrack on for the namespace.
+  if (r.postrouting.length > 0) chains['postrouting'] = ['type nat hook postrouting priority srcnat; policy accept;', ...r.postrouting];
+  const nt = notrackRules(i.tunnels ?? []);
+  if (nt.prerouting.length > 0) {
+    chains['raw-prerouting'] = ['type filter hook prerouting priority raw; policy accept;', ...nt.prerouting];
+    chains['raw-output'] = ['type filter hook output priority raw; policy accept;', ...nt.output];
+  }
+  return chains;
 }
 
 /** `nft -f -` input: create-if-missing, delete, recreate: one atomic transaction. */

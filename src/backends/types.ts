@@ -8,6 +8,7 @@
  * metric 0; that is implied, not stored.
  */
 import type { Cidr } from '../net/ipv4.js';
+import type { Ip, IpPrefix } from '../net/ip.js';
 
 /** This node, as the agent sees it after it holds a subnet lease. */
 export interface LocalNode {
@@ -23,6 +24,12 @@ export interface LocalNode {
   readonly underlayCidr: Cidr;
   /** MAC of the VXLAN device (published to peers in the lease); see vtepMacFor(). */
   readonly vtepMac: string;
+  /** Dual stack: this node's IPv6 pod subnet (the lease's second family). */
+  readonly subnet6?: IpPrefix;
+  /** This node's IPv6 underlay address, when it has one. */
+  readonly publicIP6?: Ip;
+  /** The underlay IPv6 prefix publicIP6 lives in. */
+  readonly underlayCidr6?: IpPrefix;
 }
 
 /** Another node's lease. */
@@ -34,6 +41,10 @@ export interface Peer {
   readonly backendType: string;
   /** Backend attributes from the peer's lease (vxlan: vtepMac, vni). Untrusted input. */
   readonly backendData: Readonly<Record<string, string>>;
+  /** Dual stack: the peer's IPv6 pod subnet. */
+  readonly subnet6?: IpPrefix;
+  /** The peer's IPv6 underlay address, when it announced one. */
+  readonly publicIP6?: Ip;
 }
 
 export interface VxlanLinkSpec {

@@ -13,6 +13,10 @@ export interface SubnetEnv {
   subnet?: string;
   mtu?: number;
   ipMasq?: boolean;
+  /** Dual stack / IPv6: the cluster's IPv6 pod network, e.g. fd00:10:244::/56 (TWILL_IPV6_NETWORK). */
+  ipv6Network?: string;
+  /** This node's IPv6 subnet as gateway/prefix, e.g. fd00:10:244:1::1/64 (TWILL_IPV6_SUBNET). */
+  ipv6Subnet?: string;
 }
 
 function invalid(key: string, value: string, expected: string): TwillError {
@@ -44,6 +48,8 @@ export function parseSubnetEnv(text: string): SubnetEnv {
     else if (key === 'TWILL_SUBNET') out.subnet = value;
     else if (key === 'TWILL_MTU') out.mtu = parseMtu(value);
     else if (key === 'TWILL_IPMASQ') out.ipMasq = parseBool(key, value);
+    else if (key === 'TWILL_IPV6_NETWORK') out.ipv6Network = value;
+    else if (key === 'TWILL_IPV6_SUBNET') out.ipv6Subnet = value;
   }
   return out;
 }
@@ -54,5 +60,7 @@ export function renderSubnetEnv(env: SubnetEnv): string {
   if (env.subnet !== undefined) lines.push(`TWILL_SUBNET=${env.subnet}`);
   if (env.mtu !== undefined) lines.push(`TWILL_MTU=${env.mtu}`);
   if (env.ipMasq !== undefined) lines.push(`TWILL_IPMASQ=${env.ipMasq}`);
+  if (env.ipv6Network !== undefined) lines.push(`TWILL_IPV6_NETWORK=${env.ipv6Network}`);
+  if (env.ipv6Subnet !== undefined) lines.push(`TWILL_IPV6_SUBNET=${env.ipv6Subnet}`);
   return `${lines.join('\n')}\n`;
 }

@@ -15,7 +15,7 @@ import { must, sh, withScope } from './harness.js';
 import { inNs, nodeOf, podIp, podPing, waitReconciles, withLab } from './lab-helpers.js';
 
 const cidr = (s: string) => parseCidr(s, true) as { network: number; prefix: number };
-const input = { clusterNetwork: cidr('10.244.0.0/16'), nodeSubnet: cidr('10.244.7.0/24'), ipMasq: true };
+const input = { clusterNetwork: cidr('10.244.0.0/16'), nodeSubnet: cidr('10.244.7.0/24'), ipMasq: true, tunnels: [{ local: 0xc0000207, port: 8472 }] };
 const nsRunner = (netns: string): AsyncCommandRunner => ({ run: (argv, stdin) => spawnAsyncRunner.run(inNetns(netns, argv), stdin) });
 const iptablesMissing = sh(['iptables', '-V']).status !== 0 ? 'iptables is not installed' : undefined;
 
@@ -46,6 +46,11 @@ describe('agent firewall (real nft / iptables)', { timeout: 300_000 }, () => {
       assert.deepEqual(await ensureAgentTable(runner, input), { changed: true });
       assert.equal(await agentTableInSync(runner, input), true);
       assert.equal(await agentTableInSync(runner, { ...input, ipMasq: false }), false, 'a different wanted table is not "in sync"');
+      // Without masquerade and tunnels: only the forward chain, no nat chain, no raw chains.
+      const bare = { ...input, ipMasq: false, tunnels: [] };
+      assert.deepEqual(await ensureAgentTable(runner, bare), { changed: true });
+      assert.equal(await agentTableInSync(runner, bare), true, 'the real nft listing matches the bare table');
+      assert.doesNotMatch(must(['ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'twill']), /hook (postrouting|prerouting|output)/, 'no nat or raw chain');
     });
   });
 
@@ -99,6 +104,35 @@ describe('agent firewall (real nft / iptables)', { timeout: 300_000 }, () => {
       }
       for (const n of nodes) await waitReconciles(state, n.name, 2);
       assert.ok(podPing(state, p1, podIp(state, p2)), 'restored by the next resync');
+    });
+  });
+
+  it('lab: the outer VXLAN packets are not tracked, the pod packets are (masquerade on); control: without the raw chains they are', { timeout: 180_000 }, async () => {
+    await withLab({ nodes: 2, pods: 1, backend: 'vxlan', topology: 'l2' }, async ({ state }) => {
+      const nodes = state.plan.nodes;
+      const entries = (ns: string) => inNs(ns, ['cat', '/proc/net/nf_conntrack']).split('\n').filter((l) => l.trim() !== '');
+      const outer = (ns: string) => entries(ns).filter((l) => / udp /.test(l) && /dport=8472\b/.test(l));
+      const inner = (ns: string, dst: string) => entries(ns).filter((l) => / icmp /.test(l) && l.includes(`dst=${dst} `));
+      const [p1, p2] = ['node1-pod1', 'node2-pod1'];
+      const dst = podIp(state, p2);
+      for (const n of nodes) assert.match(inNs(n.netns, ['nft', 'list', 'table', 'inet', 'twill']), /udp dport 8472 notrack/, `${n.name}: raw chains in Twill's table`);
+      assert.ok(podPing(state, p1, dst), 'pod1 -> pod2 across nodes');
+      for (const n of nodes) {
+        assert.ok(inner(n.netns, dst).length > 0, `${n.name}: conntrack is on (masquerade) and tracks the pod packets`);
+        assert.deepEqual(outer(n.netns), [], `${n.name}: no conntrack entry for the outer VXLAN packets`);
+      }
+      // Control: agents paused, the raw chains emptied by hand: the outer packets are tracked again.
+      const pids = nodes.map((n) => state.pids[`twilld-${n.name}`] as number);
+      for (const pid of pids) process.kill(pid, 'SIGSTOP');
+      try {
+        for (const n of nodes) for (const c of ['raw-prerouting', 'raw-output']) inNs(n.netns, ['nft', 'flush', 'chain', 'inet', 'twill', c]);
+        assert.ok(podPing(state, p1, dst), 'pod1 -> pod2 without the raw rules');
+        assert.ok(outer(nodes[0]?.netns as string).length > 0, 'control: without notrack the outer VXLAN flow gets a conntrack entry');
+      } finally {
+        for (const pid of pids) process.kill(pid, 'SIGCONT');
+      }
+      for (const n of nodes) await waitReconciles(state, n.name, 2);
+      for (const n of nodes) assert.match(inNs(n.netns, ['nft', 'list', 'table', 'inet', 'twill']), /udp dport 8472 notrack/, `${n.name}: the next resync puts the raw rules back`);
     });
   });
 });
