@@ -170,7 +170,7 @@ export function unmapV4(a: Ip): Ip {
   return isV4Mapped(a) ? { family: 4, value: a.value & 0xffffffffn } : a;
 }
 
-/** fe80::/10. */
+/** IPv6 fe80::/10, IPv4 169.254.0.0/16. */
 export function isLinkLocal(a: Ip): boolean {
   return a.family === 6 ? a.value >> 118n === 0x3fan : a.value >> 16n === 0xa9fen;
 }
@@ -273,10 +273,10 @@ export function subprefixCount(p: IpPrefix, len: number): bigint {
   return len < p.prefix || len > familyBits(p.family) ? 0n : 1n << BigInt(len - p.prefix);
 }
 
-/** The sub-prefixes of length `len` inside `p`, in address order, from index `from`. */
+/** The sub-prefixes of length `len` inside `p`, in address order, from index `from` (negative: 0). */
 export function* subprefixes(p: IpPrefix, len: number, from = 0n): Generator<IpPrefix> {
   const count = subprefixCount(p, len);
-  for (let k = from; k < count; k++) yield nthSubprefix(p, len, k) as IpPrefix;
+  for (let k = from < 0n ? 0n : from; k < count; k++) yield nthSubprefix(p, len, k) as IpPrefix;
 }
 
 /** Index of the sub-prefix of length `len` of `p` that holds `a` (undefined when outside). */
