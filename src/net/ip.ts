@@ -50,18 +50,44 @@ export function toV4Number(a: Ip): number {
   return Number(a.value);
 }
 
-const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+/**
+ * The IPv4 grammar, on numbers (the fast path the IPv4-only code in ipv4.ts shares): exactly four
+ * decimal octets 0-255 joined by dots, no leading zeros (inet_pton), nothing else. Unsigned result.
+ */
+export function parseIPv4Number(text: string): number | undefined {
+  const n = text.length;
+  if (n < 7 || n > 15) return undefined;
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let k = 0; k < n; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return undefined;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 1 && octet === 0) return undefined; // leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return undefined;
+    } else return undefined;
+  }
+  if (dots !== 3 || digits === 0) return undefined;
+  return value * 256 + octet;
+}
+
+/** Dotted quad of the low 32 bits of `n` (the fast path ipv4.ts shares). */
+export function formatIPv4Number(n: number): string {
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
 const HEXTET = /^[0-9a-fA-F]{1,4}$/;
 
 function parseV4Value(text: string): bigint | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let v = 0n;
-  for (const p of parts) {
-    if (!OCTET.test(p)) return undefined;
-    v = (v << 8n) | BigInt(Number(p));
-  }
-  return v;
+  const v = parseIPv4Number(text);
+  return v === undefined ? undefined : BigInt(v);
 }
 
 function parseV6Value(text: string): bigint | undefined {
@@ -117,7 +143,7 @@ export function parseIpOf(family: Family, text: string): Ip | undefined {
 }
 
 function formatV4Value(v: bigint): string {
-  return [24n, 16n, 8n, 0n].map((s) => String(Number((v >> s) & 255n))).join('.');
+  return formatIPv4Number(Number(v));
 }
 
 /** Canonical text: dotted quad, or RFC 5952 (with `::ffff:a.b.c.d` for IPv4-mapped). */
