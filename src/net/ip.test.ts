@@ -32,6 +32,7 @@ import {
   ip,
   ipEquals,
   isLinkLocal,
+  isLoopback,
   isV4Mapped,
   lastAddress,
   networkOf,
@@ -597,6 +598,11 @@ describe('addToIp and constructors', () => {
       }),
       RUNS,
     );
+  });
+
+  it('isLoopback', () => {
+    for (const t of ['127.0.0.1', '127.255.255.254', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::ffff:127.1.2.3']) assert.ok(isLoopback(mustParse(t)), t);
+    for (const t of ['126.0.0.1', '128.0.0.1', '::', '::2', '::127.0.0.1', '::ffff:128.0.0.1', '1::1', 'fe80::1']) assert.ok(!isLoopback(mustParse(t)), t);
   });
 
   it('isV4Mapped, unmapV4, isLinkLocal', () => {

@@ -201,6 +201,12 @@ export function isLinkLocal(a: Ip): boolean {
   return a.family === 6 ? a.value >> 118n === 0x3fan : a.value >> 16n === 0xa9fen;
 }
 
+/** Loopback: IPv4 127.0.0.0/8, IPv6 ::1, and an IPv4-mapped 127.0.0.0/8 (a socket bound to it is local). */
+export function isLoopback(a: Ip): boolean {
+  if (a.family === 4) return a.value >> 24n === 127n;
+  return a.value === 1n || (isV4Mapped(a) && (a.value >> 24n) & 0xffn) === 127n;
+}
+
 export function prefixMask(family: Family, prefix: number): bigint {
   const b = familyBits(family);
   return prefix === 0 ? 0n : (maxValue(family) >> BigInt(b - prefix)) << BigInt(b - prefix);

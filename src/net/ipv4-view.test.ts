@@ -12,7 +12,9 @@ import {
   formatCidr,
   formatIPv4,
   hostRange,
+  isNetworkAddress,
   maskOf,
+  nthSubnet,
   overlaps,
   parseCidr,
   parseIPv4,
@@ -24,6 +26,7 @@ import {
   formatPrefix,
   fromV4Number,
   lastAddress,
+  nthSubprefix,
   parseIpOf,
   parsePrefixOf,
   prefixContains,
@@ -108,5 +111,37 @@ describe('ipv4.ts agrees with ip.ts', () => {
       }),
       RUNS,
     );
+  });
+});
+
+describe('isNetworkAddress / nthSubnet', () => {
+  it('agree with ip.ts (property) and table', () => {
+    fc.assert(
+      fc.property(uint32, prefix, (a, p) => {
+        assert.equal(isNetworkAddress(a, p), parseCidr(`${formatIPv4(a)}/${p}`, true) !== undefined);
+      }),
+      RUNS,
+    );
+    fc.assert(
+      fc.property(cidr, fc.integer({ min: 0, max: 8 }), fc.nat(), (c, extra, k) => {
+        const len = Math.min(32, c.prefix + extra);
+        const count = 2 ** (len - c.prefix);
+        const index = k % (count + 1); // sometimes one past the end
+        const s = nthSubnet(c, len, index);
+        const ref = nthSubprefix(toPrefix(c), len, BigInt(index));
+        assert.deepEqual(s, ref === undefined ? undefined : { network: Number(ref.network), prefix: len });
+        if (index < count) assert.ok(s && containsCidr(c, s));
+        else assert.equal(s, undefined);
+      }),
+      RUNS,
+    );
+    const net = parseCidr('10.244.0.0/16')!;
+    assert.equal(formatCidr(nthSubnet(net, 24, 7)!), '10.244.7.0/24');
+    assert.equal(nthSubnet(net, 24, 256), undefined);
+    assert.equal(nthSubnet(net, 24, -1), undefined);
+    assert.equal(nthSubnet(net, 15, 0), undefined);
+    assert.equal(nthSubnet(net, 24, 1.5), undefined);
+    assert.ok(isNetworkAddress(parseIPv4('10.244.1.0')!, 24));
+    assert.ok(!isNetworkAddress(parseIPv4('10.244.1.1')!, 24));
   });
 });

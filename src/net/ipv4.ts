@@ -8,7 +8,7 @@
  * trip costs 10-20x; ipv4-view.test.ts proves each one equal to its ip.ts counterpart.
  * Parsers return `undefined` on bad input; callers turn that into their own typed error.
  */
-import { formatIPv4Number, parseIPv4Number, parsePrefixOf } from './ip.js';
+import { formatIPv4Number, nthSubprefix, parseIPv4Number, parsePrefixOf } from './ip.js';
 
 export interface Cidr {
   /** Network address (host bits zero). */
@@ -57,6 +57,18 @@ export function containsCidr(outer: Cidr, inner: Cidr): boolean {
 
 export function overlaps(a: Cidr, b: Cidr): boolean {
   return contains(a, b.network) || contains(b, a.network);
+}
+
+/** True when `ip` has no host bits under a /`prefix` (it is the network address of its /prefix). */
+export function isNetworkAddress(ip: number, prefix: number): boolean {
+  return ((ip & maskOf(prefix)) >>> 0) === ip >>> 0;
+}
+
+/** The `index`-th /`len` inside `c` (0-based), or undefined when out of range. */
+export function nthSubnet(c: Cidr, len: number, index: number): Cidr | undefined {
+  if (!Number.isInteger(index) || !Number.isInteger(len)) return undefined;
+  const s = nthSubprefix({ family: 4, network: BigInt(c.network), prefix: c.prefix }, len, BigInt(index));
+  return s === undefined ? undefined : { network: Number(s.network), prefix: s.prefix };
 }
 
 /**
