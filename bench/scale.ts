@@ -38,7 +38,7 @@ import { labDown, labUp, nodePaths, startAgent, stopAgent, type LabPaths, type L
 import type { LabNode } from '../src/cli/lab/topology.js';
 import { EtcdDatastore } from '../src/datastore/etcd/etcd-store.js';
 import { leaseKey, renderLeaseValue } from '../src/model/lease.js';
-import { formatCidr, formatIPv4, parseCidr, parseIPv4, type Cidr } from '../src/net/ipv4.js';
+import { formatCidr, formatIPv4, nthSubnet, parseCidr, parseIPv4, type Cidr } from '../src/net/ipv4.js';
 import { runBench } from './run-bench.js';
 import { median, percentile } from './stats.js';
 import { reconcileMetrics } from './agent-metrics.js';
@@ -150,7 +150,7 @@ function simNodes(n: number, own: Cidr): SimNode[] {
   const out: SimNode[] = [];
   const expiresAt = Date.now() + 24 * 3600 * 1000;
   for (let s = 1; out.length < n; s++) {
-    const subnet: Cidr = { network: net.network + s * 256, prefix: 24 };
+    const subnet = nthSubnet(net, 24, s) as Cidr;
     if (subnet.network === own.network) continue;
     const i = out.length;
     const publicIP = ips[i] as string;

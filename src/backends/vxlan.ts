@@ -17,6 +17,7 @@
 import { VXLAN_DEVICE_PREFIX, VXLAN_OVERHEAD } from '../common/constants.js';
 import type { VxlanBackendConfig } from '../model/cluster-config.js';
 import { contains, isMac } from '../net/ipv4.js';
+import { vtepMacForIPv4, vtepMacForNode } from '../net/mac.js';
 import { hostGwRoute, isPeerError } from './hostgw.js';
 import { screenPeers } from './peer-screen.js';
 import type {
@@ -42,13 +43,13 @@ export function vxlanDeviceName(vni: number): string {
 }
 
 /**
- * A stable VTEP MAC for a node address: 0e:54 (locally administered, unicast; 0x54 = 'T') + the four
- * octets. Stable across agent restarts and device re-creation, so peers never hold a stale MAC.
+ * A stable VTEP MAC for an IPv4 node address: 0e:54 + the four octets (src/net/mac.ts). For a node
+ * without IPv4, or the device on an IPv6 underlay, use vtepMacForNode.
  */
 export function vtepMacFor(publicIP: number): string {
-  const bytes = [0x0e, 0x54, (publicIP >>> 24) & 255, (publicIP >>> 16) & 255, (publicIP >>> 8) & 255, publicIP & 255];
-  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+  return vtepMacForIPv4(publicIP);
 }
+export { vtepMacForNode };
 
 export function vxlanMtu(local: LocalNode, config: VxlanBackendConfig): number {
   return config.mtu ?? local.underlayMtu - VXLAN_OVERHEAD;

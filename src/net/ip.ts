@@ -50,18 +50,44 @@ export function toV4Number(a: Ip): number {
   return Number(a.value);
 }
 
-const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+/**
+ * The IPv4 grammar, on numbers (the fast path the IPv4-only code in ipv4.ts shares): exactly four
+ * decimal octets 0-255 joined by dots, no leading zeros (inet_pton), nothing else. Unsigned result.
+ */
+export function parseIPv4Number(text: string): number | undefined {
+  const n = text.length;
+  if (n < 7 || n > 15) return undefined;
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let k = 0; k < n; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return undefined;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 1 && octet === 0) return undefined; // leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return undefined;
+    } else return undefined;
+  }
+  if (dots !== 3 || digits === 0) return undefined;
+  return value * 256 + octet;
+}
+
+/** Dotted quad of the low 32 bits of `n` (the fast path ipv4.ts shares). */
+export function formatIPv4Number(n: number): string {
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
 const HEXTET = /^[0-9a-fA-F]{1,4}$/;
 
 function parseV4Value(text: string): bigint | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let v = 0n;
-  for (const p of parts) {
-    if (!OCTET.test(p)) return undefined;
-    v = (v << 8n) | BigInt(Number(p));
-  }
-  return v;
+  const v = parseIPv4Number(text);
+  return v === undefined ? undefined : BigInt(v);
 }
 
 function parseV6Value(text: string): bigint | undefined {
@@ -117,7 +143,7 @@ export function parseIpOf(family: Family, text: string): Ip | undefined {
 }
 
 function formatV4Value(v: bigint): string {
-  return [24n, 16n, 8n, 0n].map((s) => String(Number((v >> s) & 255n))).join('.');
+  return formatIPv4Number(Number(v));
 }
 
 /** Canonical text: dotted quad, or RFC 5952 (with `::ffff:a.b.c.d` for IPv4-mapped). */
@@ -170,9 +196,15 @@ export function unmapV4(a: Ip): Ip {
   return isV4Mapped(a) ? { family: 4, value: a.value & 0xffffffffn } : a;
 }
 
-/** fe80::/10. */
+/** IPv6 fe80::/10, IPv4 169.254.0.0/16. */
 export function isLinkLocal(a: Ip): boolean {
   return a.family === 6 ? a.value >> 118n === 0x3fan : a.value >> 16n === 0xa9fen;
+}
+
+/** Loopback: IPv4 127.0.0.0/8, IPv6 ::1, and an IPv4-mapped 127.0.0.0/8 (a socket bound to it is local). */
+export function isLoopback(a: Ip): boolean {
+  if (a.family === 4) return a.value >> 24n === 127n;
+  return a.value === 1n || (isV4Mapped(a) && (a.value >> 24n) & 0xffn) === 127n;
 }
 
 export function prefixMask(family: Family, prefix: number): bigint {
@@ -273,10 +305,10 @@ export function subprefixCount(p: IpPrefix, len: number): bigint {
   return len < p.prefix || len > familyBits(p.family) ? 0n : 1n << BigInt(len - p.prefix);
 }
 
-/** The sub-prefixes of length `len` inside `p`, in address order, from index `from`. */
+/** The sub-prefixes of length `len` inside `p`, in address order, from index `from` (negative: 0). */
 export function* subprefixes(p: IpPrefix, len: number, from = 0n): Generator<IpPrefix> {
   const count = subprefixCount(p, len);
-  for (let k = from; k < count; k++) yield nthSubprefix(p, len, k) as IpPrefix;
+  for (let k = from < 0n ? 0n : from; k < count; k++) yield nthSubprefix(p, len, k) as IpPrefix;
 }
 
 /** Index of the sub-prefix of length `len` of `p` that holds `a` (undefined when outside). */

@@ -1,7 +1,14 @@
 /**
- * Pure IPv4 and CIDR math on unsigned 32-bit integers. No I/O.
+ * The IPv4 view of src/net/ip.ts: IPv4 addresses as unsigned 32-bit numbers, CIDRs as
+ * `{ network, prefix }`, for the IPv4-only code that predates dual stack. No I/O.
+ *
+ * Text goes through ip.ts (one grammar, one formatter: `parseIPv4Number`, `formatIPv4Number`,
+ * `parsePrefixOf`). The arithmetic below (mask, size, containment, overlap, host range) stays on
+ * numbers because it sits in hot loops (lease subnet search, IPAM candidates) where a bigint round
+ * trip costs 10-20x; ipv4-view.test.ts proves each one equal to its ip.ts counterpart.
  * Parsers return `undefined` on bad input; callers turn that into their own typed error.
  */
+import { formatIPv4Number, nthSubprefix, parseIPv4Number, parsePrefixOf } from './ip.js';
 
 export interface Cidr {
   /** Network address (host bits zero). */
@@ -9,21 +16,12 @@ export interface Cidr {
   readonly prefix: number;
 }
 
-const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
 export function parseIPv4(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let value = 0;
-  for (const part of parts) {
-    if (!OCTET.test(part)) return undefined;
-    value = value * 256 + Number(part);
-  }
-  return value >>> 0;
+  return parseIPv4Number(text);
 }
 
 export function formatIPv4(value: number): string {
-  return `${(value >>> 24) & 255}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
+  return formatIPv4Number(value);
 }
 
 export function maskOf(prefix: number): number {
@@ -32,15 +30,8 @@ export function maskOf(prefix: number): number {
 
 /** Parses `a.b.c.d/n`. With `strict`, host bits must be zero. Returns the address too. */
 export function parseCidr(text: string, strict = false): (Cidr & { address: number }) | undefined {
-  const slash = text.indexOf('/');
-  if (slash < 0) return undefined;
-  const address = parseIPv4(text.slice(0, slash));
-  const prefixText = text.slice(slash + 1);
-  if (address === undefined || !/^(3[0-2]|[12]?\d)$/.test(prefixText)) return undefined;
-  const prefix = Number(prefixText);
-  const network = (address & maskOf(prefix)) >>> 0;
-  if (strict && network !== address) return undefined;
-  return { network, prefix, address };
+  const p = parsePrefixOf(4, text, strict);
+  return p === undefined ? undefined : { network: Number(p.network), prefix: p.prefix, address: Number(p.address.value) };
 }
 
 export function formatCidr(c: Cidr): string {
@@ -66,6 +57,18 @@ export function containsCidr(outer: Cidr, inner: Cidr): boolean {
 
 export function overlaps(a: Cidr, b: Cidr): boolean {
   return contains(a, b.network) || contains(b, a.network);
+}
+
+/** True when `ip` has no host bits under a /`prefix` (it is the network address of its /prefix). */
+export function isNetworkAddress(ip: number, prefix: number): boolean {
+  return ((ip & maskOf(prefix)) >>> 0) === ip >>> 0;
+}
+
+/** The `index`-th /`len` inside `c` (0-based), or undefined when out of range. */
+export function nthSubnet(c: Cidr, len: number, index: number): Cidr | undefined {
+  if (!Number.isInteger(index) || !Number.isInteger(len)) return undefined;
+  const s = nthSubprefix({ family: 4, network: BigInt(c.network), prefix: c.prefix }, len, BigInt(index));
+  return s === undefined ? undefined : { network: Number(s.network), prefix: s.prefix };
 }
 
 /**
