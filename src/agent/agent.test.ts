@@ -155,6 +155,7 @@ describe('Agent watches that fail', () => {
       create: (k, v, o) => store.create(k, v, o),
       update: (k, v, r, o) => store.update(k, v, r, o),
       delete: (k, r) => store.delete(k, r),
+      txn: (ops, o) => store.txn(ops, o),
       close: () => store.close(),
       watch: (prefix, from, signal, hooks) => {
         const inner = store.watch(prefix, from, signal, hooks);

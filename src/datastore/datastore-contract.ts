@@ -97,6 +97,7 @@ export function interruptible(inner: Datastore): { store: Datastore; interrupt()
     create: (k, v, o) => inner.create(k, v, o),
     update: (k, v, r, o) => inner.update(k, v, r, o),
     delete: (k, r) => inner.delete(k, r),
+    txn: (ops, o) => inner.txn(ops, o),
     close: () => inner.close(),
     async *watch(prefix, fromRevision, signal, hooks) {
       const ac = new AbortController();
@@ -178,6 +179,47 @@ export function datastoreContract(label: string, make: () => Promise<ContractSub
         assert.ok(v3.modRevision > v2.modRevision, 'revisions never go back');
         await store.delete(k);
         assert.equal(await store.get(k), undefined);
+      }));
+
+    it('txn: all ops at one revision, or none (the first failing op names the error)', () =>
+      withSubject(async ({ store, prefix }) => {
+        const [a, b, c] = [`${prefix}a`, `${prefix}b`, `${prefix}c`];
+        const c1 = await store.create(c, 'C');
+        const t1 = await store.txn([
+          { op: 'create', key: a, value: 'A' },
+          { op: 'create', key: b, value: 'B' },
+          { op: 'update', key: c, value: 'C2', expectedRevision: c1.modRevision },
+        ]);
+        assert.ok(t1.revision > c1.modRevision);
+        assert.deepEqual(t1.results.map((r) => r && [r.key, r.value, r.modRevision]), [[a, 'A', t1.revision], [b, 'B', t1.revision], [c, 'C2', t1.revision]]);
+        assert.deepEqual(await store.get(a), t1.results[0]);
+        const before = (await store.list(prefix)).items;
+        // Each failing precondition aborts the whole transaction, whatever its position.
+        await rejectsWith('Conflict', () => store.txn([{ op: 'create', key: `${prefix}d`, value: 'D' }, { op: 'create', key: a, value: 'A2' }]));
+        await rejectsWith('Conflict', () => store.txn([{ op: 'create', key: `${prefix}d`, value: 'D' }, { op: 'update', key: b, value: 'x', expectedRevision: c1.modRevision }]));
+        await rejectsWith('NotFound', () => store.txn([{ op: 'update', key: a, value: 'x', expectedRevision: t1.revision }, { op: 'update', key: `${prefix}e`, value: 'x', expectedRevision: 1 }]));
+        await rejectsWith('NotFound', () => store.txn([{ op: 'delete', key: a }, { op: 'delete', key: `${prefix}e` }]));
+        await rejectsWith('Conflict', () => store.txn([{ op: 'delete', key: a, expectedRevision: c1.modRevision }]));
+        assert.deepEqual((await store.list(prefix)).items, before, 'a failed txn changes nothing');
+        await assert.rejects(() => store.txn([{ op: 'delete', key: a }, { op: 'create', key: a, value: 'x' }]), RangeError);
+        const t2 = await store.txn([{ op: 'delete', key: a, expectedRevision: t1.revision }, { op: 'delete', key: b }, { op: 'create', key: `${prefix}d`, value: 'D' }]);
+        assert.equal(t2.results[0], undefined);
+        assert.equal(t2.results[2]?.modRevision, t2.revision);
+        assert.deepEqual((await store.list(prefix)).items.map((kv) => kv.key), [c, `${prefix}d`]);
+      }));
+
+    it('txn: the puts share one TTL and expire together; watchers see every op at the txn revision', () =>
+      withSubject(async ({ store, prefix, elapse }) => {
+        const start = await store.list(prefix);
+        const ac = new AbortController();
+        const it = store.watch(prefix, start.revision + 1, ac.signal)[Symbol.asyncIterator]();
+        const t = await store.txn([{ op: 'create', key: `${prefix}a`, value: 'A' }, { op: 'create', key: `${prefix}b`, value: 'B' }], { ttlSeconds: 2 });
+        assert.ok(t.results[0]?.lease !== undefined && t.results[0].lease === t.results[1]?.lease, 'one lease for the txn');
+        const events = await take(it, 2, timeoutMs);
+        assert.deepEqual(events.map((e) => show(e, prefix)), [`put a=A@${t.revision}`, `put b=B@${t.revision}`]);
+        await elapse(3500);
+        await eventually('both keys expired', async () => (await store.list(prefix)).items.length === 0, timeoutMs);
+        ac.abort();
       }));
 
     it('list: only keys under the prefix, in key order, at a revision watches can start after', () =>

@@ -218,6 +218,7 @@ describe('listWatch on MemoryDatastore', () => {
       create: async () => assert.fail('unused'),
       update: async () => assert.fail('unused'),
       delete: async () => assert.fail('unused'),
+      txn: async () => assert.fail('unused'),
       close: async () => undefined,
       async *watch(_prefix, from) {
         throw new DatastoreError('Compacted', `${from} is compacted`);
@@ -278,6 +279,7 @@ describe('listWatch with several changes at one revision (one etcd transaction)'
       create: async () => assert.fail('unused'),
       update: async () => assert.fail('unused'),
       delete: async () => assert.fail('unused'),
+      txn: async () => assert.fail('unused'),
       close: async () => undefined,
       async *watch(_prefix, from) {
         watchCalls.push(from);

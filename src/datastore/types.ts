@@ -27,6 +27,19 @@ export interface PutOptions {
   ttlSeconds?: number;
 }
 
+/** One operation of a multi-key transaction (see Datastore.txn). */
+export type TxnOp =
+  | { readonly op: 'create'; readonly key: string; readonly value: string }
+  | { readonly op: 'update'; readonly key: string; readonly value: string; readonly expectedRevision: number }
+  | { readonly op: 'delete'; readonly key: string; readonly expectedRevision?: number };
+
+export interface TxnResult {
+  /** The revision every write of the transaction got (each written key's modRevision). */
+  revision: number;
+  /** One entry per op, in order: the written key for create/update, undefined for delete. */
+  results: Array<KeyValue | undefined>;
+}
+
 export interface WatchHooks {
   onEstablished?: () => void;
 }
@@ -40,6 +53,14 @@ export interface Datastore {
   update(key: string, value: string, expectedRevision: number, opts?: PutOptions): Promise<KeyValue>;
   /** Deletes the key (only at `expectedRevision` when given). Deleting a missing key is NotFound. */
   delete(key: string, expectedRevision?: number): Promise<void>;
+  /**
+   * Applies every op atomically at one revision, or none of them: each op has the precondition of its
+   * single-key form (create: key absent; update: present at expectedRevision; delete: present [at
+   * expectedRevision]). The first failing precondition, in op order, decides the error (Conflict or
+   * NotFound, naming its key) and nothing is written. Every put of the transaction shares one TTL
+   * (`opts.ttlSeconds`): on etcd one lease, so the keys also expire together. A key may appear once.
+   */
+  txn(ops: readonly TxnOp[], opts?: PutOptions): Promise<TxnResult>;
   /**
    * Changes under `prefix` after `fromRevision` (exclusive of earlier ones), in order, until `signal`
    * aborts. Throws DatastoreError(Compacted) when `fromRevision` was compacted away: re-list then.
@@ -64,4 +85,13 @@ export class DatastoreError extends Error {
 
 export function isDatastoreError(e: unknown, kind?: DatastoreErrorKind): e is DatastoreError {
   return e instanceof DatastoreError && (kind === undefined || e.kind === kind);
+}
+
+/** A transaction names each key once (etcd refuses duplicate keys in one txn). */
+export function checkTxnOps(ops: readonly TxnOp[]): void {
+  const seen = new Set<string>();
+  for (const op of ops) {
+    if (seen.has(op.key)) throw new RangeError(`txn: key ${op.key} appears twice`);
+    seen.add(op.key);
+  }
 }

@@ -1,3 +1,4 @@
+import { formatIp, formatPrefix } from '../net/ip.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -5,6 +6,7 @@ import { formatIPv4, maskOf, parseIPv4 } from '../net/ipv4.js';
 import {
   parseClusterConfig,
   renderClusterConfig,
+  ipv6SubnetCount,
   subnetCount,
   validateClusterConfig,
   type ClusterConfig,
@@ -94,7 +96,7 @@ describe('validateClusterConfig', () => {
     ]);
     assert.deepEqual(errors({ Network: '10.244.0.0/16', Backend: { Type: 'host-gw', VNI: 1 } }), ['Backend.VNI: unknown field']);
     assert.deepEqual(errors({ Network: '10.244.0.0/16', Subnetlen: 24 }), ['Subnetlen: unknown field']);
-    assert.deepEqual(errors({ Network: '10.244.0.0/16', EnableIPv6: true }), ['EnableIPv6: true is not supported (Twill is IPv4 only)']);
+    assert.deepEqual(errors({ Network: '10.244.0.0/16', EnableIPv6: true }), ['IPv6Network: is required with EnableIPv6: true (e.g. fd00:10:244::/56)']);
   });
 
   it('checks SubnetMin/SubnetMax: address, inside Network, aligned, ordered', () => {
@@ -110,7 +112,7 @@ describe('validateClusterConfig', () => {
   });
 
   it('reports missing Network, wrong types, non-objects and bad JSON', () => {
-    assert.deepEqual(errors({}), ['Network: is required']);
+    assert.deepEqual(errors({}), ['Network: is required (or EnableIPv4: false for an IPv6-only cluster)']);
     assert.deepEqual(errors({ Network: 10, Backend: { Type: 'bogus' } }), [
       'Network: must be a string, got 10',
       "Backend.Type: unknown backend 'bogus' (vxlan, host-gw)",
@@ -178,5 +180,52 @@ describe('renderClusterConfig', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  describe('dual stack (flannel keys)', () => {
+    const V4 = { Network: '10.244.0.0/16' };
+    it('defaults: IPv6 off; IPv6SubnetLen 64, all subnets but the first', () => {
+      assert.equal(ok(validateClusterConfig(V4)).ipv6, undefined);
+      assert.equal(ok(validateClusterConfig({ ...V4, EnableIPv4: true, EnableIPv6: false })).ipv6, undefined);
+      const c = ok(validateClusterConfig({ ...V4, EnableIPv6: true, IPv6Network: 'fd00:10:244::/56' }));
+      const v6 = c.ipv6;
+      assert.ok(v6);
+      assert.equal(formatPrefix(v6.network), 'fd00:10:244::/56');
+      assert.equal(v6.subnetLen, 64);
+      assert.equal(formatIp({ family: 6, value: v6.subnetMin }), 'fd00:10:244:1::');
+      assert.equal(formatIp({ family: 6, value: v6.subnetMax }), 'fd00:10:244:ff::');
+      assert.equal(ipv6SubnetCount(v6), 255n);
+      assert.equal(c.network.prefix, 16, 'IPv4 half unchanged');
+    });
+    it('renders canonically (IPv6 keys only when enabled, bounds only when not default) and round-trips', () => {
+      const c = ok(validateClusterConfig({ ...V4, EnableIPv6: true, IPv6Network: 'FD00:10:244:0:0::/56', IPv6SubnetMin: 'fd00:10:244:10::', Backend: { Type: 'host-gw' } }));
+      const text = renderClusterConfig(c);
+      assert.equal(text, '{"Network":"10.244.0.0/16","SubnetLen":24,"EnableIPv6":true,"IPv6Network":"fd00:10:244::/56","IPv6SubnetLen":64,"IPv6SubnetMin":"fd00:10:244:10::","Backend":{"Type":"host-gw"}}');
+      assert.deepEqual(ok(parseClusterConfig(text)), c);
+      const d = ok(validateClusterConfig({ ...V4, EnableIPv6: true, IPv6Network: '2001:db8:1::/48', IPv6SubnetLen: 120, IPv6SubnetMax: '2001:db8:1::ff00' }));
+      assert.deepEqual(ok(parseClusterConfig(renderClusterConfig(d))), d);
+    });
+    it('reports each problem with a clear error', () => {
+      const e6 = (extra: Record<string, unknown>): string[] => errors({ ...V4, EnableIPv6: true, IPv6Network: 'fd00:10:244::/56', ...extra });
+      assert.deepEqual(e6({ IPv6Network: '10.0.0.0/8' }), ["IPv6Network: '10.0.0.0/8' is not an IPv6 CIDR (e.g. fd00:10:244::/56)"]);
+      assert.deepEqual(e6({ IPv6Network: 'fd00:10:244::1/56' }), ['IPv6Network: fd00:10:244::1/56 has host bits set (did you mean fd00:10:244::/56?)']);
+      assert.match(e6({ IPv6Network: '::ffff:0:0/96' })[0] ?? '', /IPv4-mapped/);
+      assert.match(e6({ IPv6Network: '::/64', IPv6SubnetLen: 80 })[0] ?? '', /IPv4-mapped/);
+      assert.deepEqual(e6({ IPv6Network: 'fd00::/64' }), ['IPv6Network: /64 is too small for the default IPv6SubnetLen (64); use /63 or larger or set IPv6SubnetLen']);
+      assert.deepEqual(e6({ IPv6SubnetLen: 56 }), ['IPv6SubnetLen: 56 must be between IPv6Network prefix+1 (57) and 126']);
+      assert.deepEqual(e6({ IPv6SubnetLen: 127 }), ['IPv6SubnetLen: 127 must be between IPv6Network prefix+1 (57) and 126']);
+      assert.deepEqual(e6({ IPv6SubnetLen: '64' }), ['IPv6SubnetLen: must be a number, got "64"']);
+      assert.deepEqual(e6({ IPv6SubnetMin: '10.244.1.0' }), ["IPv6SubnetMin: '10.244.1.0' is not an IPv6 address"]);
+      assert.deepEqual(e6({ IPv6SubnetMin: 'fd00:10:245::' }), ['IPv6SubnetMin: fd00:10:245:: is not inside IPv6Network fd00:10:244::/56']);
+      assert.deepEqual(e6({ IPv6SubnetMax: 'fd00:10:244:5::1' }), ['IPv6SubnetMax: fd00:10:244:5::1 is not on a /64 boundary (IPv6SubnetLen)']);
+      assert.deepEqual(e6({ IPv6SubnetMin: 'fd00:10:244:9::', IPv6SubnetMax: 'fd00:10:244:8::' }), ['IPv6SubnetMin: fd00:10:244:9:: is above IPv6SubnetMax fd00:10:244:8::']);
+      assert.deepEqual(errors({ ...V4, IPv6Network: 'fd00:10:244::/56' }), ['IPv6Network: set without EnableIPv6: true']);
+      assert.deepEqual(errors({ EnableIPv6: true, IPv6Network: 'fd00:10:244::/56' }), ['Network: is required (or EnableIPv4: false for an IPv6-only cluster)']);
+      assert.deepEqual(errors({ ...V4, EnableIPv4: false }), ['EnableIPv4: false needs EnableIPv6: true (no address family enabled)', 'Network: set while EnableIPv4 is false']);
+    });
+    it('IPv6-only (EnableIPv4: false, no Network) is validated, then refused as not yet supported', () => {
+      assert.match(errors({ EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00:10:244::/56' }).join(';'), /^EnableIPv4: false \(an IPv6-only cluster\) is not supported yet/);
+      assert.deepEqual(errors({ EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00::/64' }), ['IPv6Network: /64 is too small for the default IPv6SubnetLen (64); use /63 or larger or set IPv6SubnetLen']);
+    });
   });
 });

@@ -6,11 +6,12 @@ import { DatastoreError, isDatastoreError } from '../datastore/types.js';
 import { formatCidr } from '../net/ipv4.js';
 import { validateClusterConfig, type ClusterConfig } from './cluster-config.js';
 import { isLeaseError, LeaseManager, type LeaseManagerOptions, type NodeLeaseRequest } from './lease-manager.js';
-import { leaseKey, parseLease, renderLeaseValue, type InvalidLease, type Lease } from './lease.js';
+import { IPV6_SUBNETS_PREFIX, ipv6SubnetKey, leaseKey, parseIpv6Reservation, parseLease, renderLeaseValue, type InvalidLease, type Lease } from './lease.js';
+import { formatPrefix } from '../net/ip.js';
 
 function config(raw: Record<string, unknown>): ClusterConfig {
   const r = validateClusterConfig(raw);
-  assert.ok(r.ok, JSON.stringify(r));
+  assert.ok(r.ok, r.ok ? '' : r.errors.join('; '));
   return r.config;
 }
 
@@ -53,7 +54,7 @@ async function stored(store: MemoryDatastore, lease: Lease): Promise<Lease> {
   const kv = await store.get(lease.key);
   assert.ok(kv, `${lease.key} missing`);
   const r = parseLease(kv);
-  assert.ok(r.ok, JSON.stringify(r));
+  assert.ok(r.ok, r.ok ? '' : r.error);
   return r.lease;
 }
 
@@ -91,10 +92,10 @@ describe('LeaseManager.acquire', () => {
     let conflicts = 0;
     for (let round = 0; round < 40; round++) {
       const { store, manager } = setup(round % 2 === 0 ? CFG16 : config({ Network: '10.244.0.0/21', SubnetLen: 24 }));
-      const create = store.create.bind(store);
-      store.create = async (...args) => {
+      const txn = store.txn.bind(store);
+      store.txn = async (...args) => {
         try {
-          return await create(...args);
+          return await txn(...args);
         } catch (e) {
           if (isDatastoreError(e, 'Conflict')) conflicts += 1;
           throw e;
@@ -109,7 +110,7 @@ describe('LeaseManager.acquire', () => {
       assert.equal(items.length, names.length);
       for (const l of leases) assert.deepEqual(await stored(store, l), l);
     }
-    assert.ok(conflicts > 0, 'the managers really raced (create returned Conflict)');
+    assert.ok(conflicts > 0, 'the managers really raced (a create txn returned Conflict)');
   });
 
   it('reclaims an expired lease of another node when no subnet is free (key still present)', async () => {
@@ -360,5 +361,116 @@ describe('LeaseManager node identity', () => {
     assert.ok(b.modRevision > a.modRevision);
     const s = await stored(store, b);
     assert.deepEqual([s.backendType, s.backendData, s.hostId], ['host-gw', {}, 'host-one']);
+  });
+});
+
+describe('LeaseManager: dual stack', () => {
+  const DUAL = config({ Network: '10.244.0.0/16', SubnetLen: 24, EnableIPv6: true, IPv6Network: 'fd00:10:244::/56' });
+  const v6 = (l: Lease): string => (l.ipv6Subnet ? formatPrefix(l.ipv6Subnet) : '-');
+  async function reservations(store: MemoryDatastore): Promise<Map<string, string>> {
+    const { items } = await store.list(IPV6_SUBNETS_PREFIX);
+    return new Map(items.map((kv) => [formatPrefix(parseIpv6Reservation(kv)?.subnet ?? { family: 6, network: 0n, prefix: 0 }), parseIpv6Reservation(kv)?.lease ?? '?']));
+  }
+
+  it('a new lease gets one subnet per family in one transaction (same revision, same TTL lease), and keeps both on restart', async () => {
+    const { clock, store, manager } = setup(DUAL);
+    const first = await manager(1).acquire({ ...node('node-a'), publicIPv6: '2001:db8::1' });
+    assert.ok(first.ipv6Subnet);
+    assert.equal(first.ipv6Subnet.prefix, 64);
+    assert.equal(first.publicIPv6, '2001:db8::1');
+    assert.deepEqual(await stored(store, first), first);
+    const res = await store.get(ipv6SubnetKey(first.ipv6Subnet));
+    const leaseKv = await store.get(first.key);
+    assert.ok(res && leaseKv);
+    assert.equal(res.modRevision, leaseKv.modRevision, 'written by one txn');
+    assert.equal(res.lease, leaseKv.lease, 'one TTL lease: they expire together');
+    assert.equal(parseIpv6Reservation(res)?.lease, first.key);
+    clock.advance(600);
+    const again = await manager(77).acquire(node('node-a', 9));
+    assert.equal(formatCidr(again.subnet), formatCidr(first.subnet));
+    assert.equal(v6(again), v6(first));
+    assert.equal(again.publicIPv6, undefined, 'attributes are the new request');
+    assert.deepEqual([...(await reservations(store))], [[v6(first), first.key]]);
+    const renewed = await manager(5).renew(again, { publicIP: again.publicIP, backendType: 'vxlan', backendData: {}, publicIPv6: '2001:db8::9' });
+    assert.equal(renewed.publicIPv6, '2001:db8::9');
+    assert.equal((await store.get(ipv6SubnetKey(first.ipv6Subnet)))?.modRevision, renewed.modRevision, 'renew refreshes the reservation in the same txn');
+    await manager(5).release(renewed);
+    assert.equal((await store.list(SUBNETS_PREFIX)).items.length + (await store.list(IPV6_SUBNETS_PREFIX)).items.length, 0, 'release deletes both');
+  });
+
+  it('an existing v4-only lease (older agent, IPv6 enabled later) gains a v6 subnet by CAS on the same key, IPv4 unchanged', async () => {
+    const { store, manager } = setup(CFG16);
+    const old = await manager(1).acquire(node('node-a'));
+    assert.equal(old.ipv6Subnet, undefined);
+    const { store: _s, manager: _m, ...rest } = { store, manager, x: 0 };
+    void _s; void _m; void rest;
+    const upgraded = await new LeaseManager({ store, config: DUAL, random: seeded(3), now: () => old.expiresAt - 1000 }).acquire(node('node-a'));
+    assert.equal(upgraded.key, old.key);
+    assert.equal(formatCidr(upgraded.subnet), formatCidr(old.subnet));
+    assert.ok(upgraded.ipv6Subnet);
+    assert.equal((await store.list(SUBNETS_PREFIX)).items.length, 1, 'no new key');
+    assert.deepEqual([...(await reservations(store))], [[v6(upgraded), old.key]]);
+  });
+
+  it('an old v4-only lease record parses and keeps working', async () => {
+    const kv = { key: '/twill/subnets/10.244.3.0-24', value: '{"subnet":"10.244.3.0/24","nodeName":"n","publicIP":"192.0.2.3","backendType":"vxlan","backendData":{},"expiresAt":"2030-01-01T00:00:00.000Z"}', modRevision: 4 };
+    const r = parseLease(kv);
+    assert.ok(r.ok);
+    assert.equal(r.lease.ipv6Subnet, undefined);
+    assert.equal(renderLeaseValue(r.lease), kv.value, 'rendered back byte for byte');
+  });
+
+  it('many nodes racing on the memory store: no duplicate v4 or v6 subnet, every lease has its own reservation', async () => {
+    // A small IPv6 range (16 subnets) and the same seed for every manager: they collide on v6 all the time.
+    const cfg = config({ Network: '10.244.0.0/16', SubnetLen: 24, EnableIPv6: true, IPv6Network: 'fd00:10:244::/60', IPv6SubnetMin: 'fd00:10:244::' });
+    let v6Conflicts = 0;
+    for (let round = 0; round < 20; round++) {
+      const { store, manager } = setup(cfg);
+      const txn = store.txn.bind(store);
+      store.txn = async (ops, o) => {
+        try {
+          return await txn(ops, o);
+        } catch (e) {
+          if (isDatastoreError(e, 'Conflict') && e.message.includes(IPV6_SUBNETS_PREFIX)) v6Conflicts += 1;
+          throw e;
+        }
+      };
+      const names = Array.from({ length: 14 }, (_, i) => `n${i}`);
+      // Odd rounds: distinct IPv4 picks but the same IPv6 pick (the v4 create succeeds, the v6 reservation races).
+      const random = (i: number): (() => number) => {
+        let calls = 0;
+        const r = seeded(round * 100 + i);
+        return () => (round % 2 === 0 ? seeded(round)() : calls++ % 2 === 0 ? r() : 0.5);
+      };
+      const leases = await Promise.all(names.map((n, i) => manager(round, { random: random(i) }).acquire(node(n, i + 1))));
+      assert.equal(new Set(leases.map((l) => formatCidr(l.subnet))).size, names.length);
+      assert.equal(new Set(leases.map(v6)).size, names.length, `round ${round}: ${leases.map(v6).join(' ')}`);
+      const res = await reservations(store);
+      assert.equal(res.size, names.length);
+      for (const l of leases) {
+        assert.equal(res.get(v6(l)), l.key);
+        assert.deepEqual(await stored(store, l), l);
+      }
+    }
+    assert.ok(v6Conflicts > 0, 'the managers really raced on an IPv6 reservation');
+  });
+
+  it('IPv6 exhausted: SubnetsExhausted, nothing written', async () => {
+    const cfg = config({ Network: '10.244.0.0/16', SubnetLen: 24, EnableIPv6: true, IPv6Network: 'fd00:10:244::/63', IPv6SubnetMin: 'fd00:10:244::' });
+    const { store, manager } = setup(cfg);
+    await manager(1).acquire(node('a', 1));
+    await manager(1).acquire(node('b', 2));
+    await assert.rejects(manager(1).acquire(node('c', 3)), (e: unknown) => isLeaseError(e, 'SubnetsExhausted') && /IPv6/.test((e as Error).message));
+    assert.equal((await store.list(SUBNETS_PREFIX)).items.length, 2);
+  });
+
+  it('a reservation held by another lease key is never taken: the txn conflicts and the node picks another', async () => {
+    const cfg = config({ Network: '10.244.0.0/16', SubnetLen: 24, EnableIPv6: true, IPv6Network: 'fd00:10:244::/62', IPv6SubnetMin: 'fd00:10:244::' });
+    const { store, manager } = setup(cfg);
+    // A foreign reservation (e.g. from a lease whose record another agent is writing right now).
+    await store.create(`${IPV6_SUBNETS_PREFIX}fd00-10-244-1---64`, JSON.stringify({ lease: '/twill/subnets/10.244.9.0-24', nodeName: 'x' }));
+    const got = await Promise.all(['a', 'b', 'c'].map((n, i) => manager(i).acquire(node(n, i + 1))));
+    assert.ok(!got.map(v6).includes('fd00:10:244:1::/64'));
+    assert.equal(new Set(got.map(v6)).size, 3);
   });
 });

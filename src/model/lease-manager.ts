@@ -17,6 +17,13 @@
  * overwritten, never fatal). After success, other leases under the same node name (e.g. from an
  * older config) are deleted by CAS, best effort, so a node never advertises two subnets.
  *
+ * Dual stack (config.ipv6): every write of a lease is one datastore transaction with its IPv6
+ * reservation key (lease.ts): create lease + create reservation for a new lease; update lease +
+ * create reservation when a v4-only lease (an upgrade, or IPv6 enabled later) gains its IPv6
+ * subnet, keeping its key and IPv4 subnet; update both on renew; delete both on release. A
+ * reservation that another lease key holds is a Conflict of the whole transaction: re-list and
+ * choose again. A taken-over lease keeps its IPv6 subnet when its reservation is its own (or gone).
+ *
  * Node identity: before step 1, a live (unexpired) lease under this node name written by another
  * host (`sameHost` false: other host id and other public IP) refuses the request with
  * LeaseError('NodeNameConflict'): the first host keeps its lease, nothing is written. Two hosts that
@@ -24,12 +31,21 @@
  * modRevision) releases it and is refused, so exactly one keeps the name.
  */
 import { LEASE_RENEW_MARGIN_SECONDS, LEASE_TTL_SECONDS, SUBNETS_PREFIX } from '../common/constants.js';
-import { isDatastoreError, type Datastore, type KeyValue } from '../datastore/types.js';
+import { isDatastoreError, type Datastore, type TxnOp } from '../datastore/types.js';
+import type { IpPrefix } from '../net/ip.js';
 import { formatCidr, type Cidr } from '../net/ipv4.js';
 import { subnetCount, type ClusterConfig } from './cluster-config.js';
 import {
+  IPV6_SUBNETS_PREFIX,
+  chooseIpv6Subnet,
   chooseSubnet,
   inConfigRange,
+  inIpv6ConfigRange,
+  ipv6SubnetKey,
+  parseIpv6Reservation,
+  renderIpv6Reservation,
+  sameIpv6Subnet,
+  type Ipv6Reservation,
   isExpired,
   leaseKey,
   sameHost,
@@ -97,6 +113,8 @@ export class LeaseManager {
   private readonly marginMs: number;
   private readonly maxAttempts: number;
   private readonly onInvalid: (invalid: InvalidLease) => void;
+  /** The reservations listed by the current acquire attempt. */
+  private reservations: Ipv6Reservation[] = [];
 
   constructor(opts: LeaseManagerOptions) {
     this.store = opts.store;
@@ -115,10 +133,18 @@ export class LeaseManager {
     return { ...parseLeases(items), revision };
   }
 
+  /** The IPv6 subnet reservations (empty when the config has no IPv6). */
+  async listIpv6Reservations(): Promise<Ipv6Reservation[]> {
+    if (!this.config.ipv6) return [];
+    const { items } = await this.store.list(IPV6_SUBNETS_PREFIX);
+    return items.flatMap((kv) => parseIpv6Reservation(kv) ?? []);
+  }
+
   async acquire(node: NodeLeaseRequest): Promise<Lease> {
     const reported = new Set<string>();
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       const { leases, invalid } = await this.list();
+      this.reservations = await this.listIpv6Reservations();
       for (const bad of invalid) {
         if (reported.has(bad.key)) continue;
         reported.add(bad.key);
@@ -140,18 +166,16 @@ export class LeaseManager {
    * another node owns it now.
    */
   async renew(lease: Lease, attributes?: LeaseAttributes): Promise<Lease> {
-    const base: Lease = attributes === undefined ? lease : { ...lease, publicIP: attributes.publicIP, backendType: attributes.backendType, backendData: { ...attributes.backendData } };
+    const base: Lease = attributes === undefined ? lease : withAttributes(lease, attributes);
     let current: Lease = base;
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       const next = this.withExpiry(current);
       try {
-        const kv = await this.store.update(lease.key, renderLeaseValue(next), current.modRevision, {
-          ttlSeconds: this.ttlSeconds,
-        });
-        return { ...next, modRevision: kv.modRevision };
+        const ops: TxnOp[] = [{ op: 'update', key: lease.key, value: renderLeaseValue(next), expectedRevision: current.modRevision }, ...(await this.reservationKeep(next))];
+        const t = await this.store.txn(ops, { ttlSeconds: this.ttlSeconds });
+        return { ...next, modRevision: t.revision };
       } catch (e) {
-        if (isDatastoreError(e, 'NotFound')) return this.recreate(next);
-        if (!isDatastoreError(e, 'Conflict')) throw e;
+        if (!isDatastoreError(e, 'Conflict') && !isDatastoreError(e, 'NotFound')) throw e;
       }
       const kv = await this.store.get(lease.key);
       if (kv === undefined) return this.recreate(this.withExpiry(current));
@@ -160,6 +184,26 @@ export class LeaseManager {
       current = { ...base, modRevision: parsed.lease.modRevision };
     }
     throw new LeaseError('AcquireContention', `could not renew ${formatCidr(lease.subnet)} after ${this.maxAttempts} attempts`);
+  }
+
+  /** The reservation op that keeps this lease's IPv6 subnet: update it, or create it when gone; LeaseLost when another lease holds it. */
+  private async reservationKeep(lease: Lease): Promise<TxnOp[]> {
+    if (lease.ipv6Subnet === undefined) return [];
+    const key = ipv6SubnetKey(lease.ipv6Subnet);
+    const value = renderIpv6Reservation(lease.key, lease.nodeName);
+    const kv = await this.store.get(key);
+    if (kv === undefined) return [{ op: 'create', key, value }];
+    const r = parseIpv6Reservation(kv);
+    if (r?.lease !== lease.key) throw this.lost(lease);
+    return [{ op: 'update', key, value, expectedRevision: kv.modRevision }];
+  }
+
+  /** Deletes of the reservations (read now) that belong to this lease key. */
+  private async reservationDrop(lease: Pick<Lease, 'key' | 'ipv6Subnet'>): Promise<TxnOp[]> {
+    if (lease.ipv6Subnet === undefined) return [];
+    const kv = await this.store.get(ipv6SubnetKey(lease.ipv6Subnet));
+    if (kv === undefined || parseIpv6Reservation(kv)?.lease !== lease.key) return [];
+    return [{ op: 'delete', key: kv.key, expectedRevision: kv.modRevision }];
   }
 
   /** When the agent should call renew: expiresAt - renew margin (epoch ms). */
@@ -172,11 +216,10 @@ export class LeaseManager {
     let revision = lease.modRevision;
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       try {
-        await this.store.delete(lease.key, revision);
+        await this.store.txn([{ op: 'delete', key: lease.key, expectedRevision: revision }, ...(await this.reservationDrop(lease))]);
         return;
       } catch (e) {
-        if (isDatastoreError(e, 'NotFound')) return;
-        if (!isDatastoreError(e, 'Conflict')) throw e;
+        if (!isDatastoreError(e, 'NotFound') && !isDatastoreError(e, 'Conflict')) throw e;
       }
       const kv = await this.store.get(lease.key);
       if (kv === undefined) return;
@@ -195,17 +238,21 @@ export class LeaseManager {
     const own = leases
       .filter((l) => l.nodeName === node.name && inConfigRange(this.config, l.subnet))
       .sort((a, b) => b.expiresAt - a.expiresAt)[0];
-    if (own !== undefined) return this.takeOver(own, node);
+    if (own !== undefined) return this.takeOver(own, node, leases);
 
     const occupied: Cidr[] = [...leases.map((l) => l.subnet), ...invalid.flatMap((i) => (i.subnet ? [i.subnet] : []))];
     const free = chooseSubnet(this.config, occupied, this.random);
     if (free !== undefined) {
-      const lease = this.newLease(node, free, leaseKey(free), 0);
+      const key = leaseKey(free);
+      const v6 = this.pickIpv6(key, node.name, undefined, leases);
+      if (v6 === null) return this.exhausted6(node);
+      const lease = this.newLease(node, free, key, 0, v6?.subnet);
+      const ops: TxnOp[] = [{ op: 'create', key, value: renderLeaseValue(lease) }, ...(v6 ? [v6.op] : [])];
       try {
-        const kv = await this.store.create(lease.key, renderLeaseValue(lease), { ttlSeconds: this.ttlSeconds });
-        return { ...lease, modRevision: kv.modRevision };
+        const t = await this.store.txn(ops, { ttlSeconds: this.ttlSeconds });
+        return { ...lease, modRevision: t.revision };
       } catch (e) {
-        if (isDatastoreError(e, 'Conflict')) return undefined;
+        if (isDatastoreError(e, 'Conflict') || isDatastoreError(e, 'NotFound')) return undefined;
         throw e;
       }
     }
@@ -213,7 +260,7 @@ export class LeaseManager {
     const expired = leases
       .filter((l) => isExpired(l, now) && inConfigRange(this.config, l.subnet))
       .sort((a, b) => a.expiresAt - b.expiresAt)[0];
-    if (expired !== undefined) return this.takeOver(expired, node);
+    if (expired !== undefined) return this.takeOver(expired, node, leases);
 
     throw new LeaseError(
       'SubnetsExhausted',
@@ -222,29 +269,61 @@ export class LeaseManager {
     );
   }
 
-  /** CAS-overwrites an existing key (own lease or an expired one) with this node's lease. */
-  private async takeOver(existing: Lease, node: NodeLeaseRequest): Promise<Lease | undefined> {
-    const lease = this.newLease(node, existing.subnet, existing.key, existing.modRevision);
+  /** CAS-overwrites an existing key (own lease or an expired one) with this node's lease (and its IPv6 reservation). */
+  private async takeOver(existing: Lease, node: NodeLeaseRequest, leases: readonly Lease[]): Promise<Lease | undefined> {
+    const v6 = this.pickIpv6(existing.key, node.name, existing.ipv6Subnet, leases);
+    if (v6 === null) return this.exhausted6(node);
+    const lease = this.newLease(node, existing.subnet, existing.key, existing.modRevision, v6?.subnet);
+    const ops: TxnOp[] = [{ op: 'update', key: lease.key, value: renderLeaseValue(lease), expectedRevision: existing.modRevision }];
+    if (v6) ops.push(v6.op);
+    // The old IPv6 subnet of this key, when it is not kept: its reservation goes in the same transaction.
+    const old = existing.ipv6Subnet && !sameIpv6Subnet(existing.ipv6Subnet, v6?.subnet) ? this.reservations.find((r) => sameIpv6Subnet(r.subnet, existing.ipv6Subnet) && r.lease === existing.key) : undefined;
+    if (old) ops.push({ op: 'delete', key: old.key, expectedRevision: old.modRevision });
     try {
-      const kv = await this.store.update(lease.key, renderLeaseValue(lease), existing.modRevision, {
-        ttlSeconds: this.ttlSeconds,
-      });
-      return { ...lease, modRevision: kv.modRevision };
+      const t = await this.store.txn(ops, { ttlSeconds: this.ttlSeconds });
+      return { ...lease, modRevision: t.revision };
     } catch (e) {
       if (isDatastoreError(e, 'Conflict') || isDatastoreError(e, 'NotFound')) return undefined;
       throw e;
     }
   }
 
+  /**
+   * The IPv6 subnet for the lease at `key` and the reservation op that claims it: the current one when
+   * it is in range and its reservation is this key's (or gone), else a free one. undefined without
+   * IPv6 in the config; null when every IPv6 subnet is taken.
+   */
+  private pickIpv6(key: string, nodeName: string, current: IpPrefix | undefined, leases: readonly Lease[]): { subnet: IpPrefix; op: TxnOp } | undefined | null {
+    const v6 = this.config.ipv6;
+    if (!v6) return undefined;
+    const claim = (subnet: IpPrefix): { subnet: IpPrefix; op: TxnOp } => {
+      const res = this.reservations.find((r) => sameIpv6Subnet(r.subnet, subnet));
+      const value = renderIpv6Reservation(key, nodeName);
+      return { subnet, op: res ? { op: 'update', key: res.key, value, expectedRevision: res.modRevision } : { op: 'create', key: ipv6SubnetKey(subnet), value } };
+    };
+    if (current && inIpv6ConfigRange(v6, current)) {
+      const res = this.reservations.find((r) => sameIpv6Subnet(r.subnet, current));
+      const usedElsewhere = leases.some((l) => l.key !== key && sameIpv6Subnet(l.ipv6Subnet, current));
+      if ((res === undefined || res.lease === key) && !usedElsewhere) return claim(current);
+    }
+    const taken: IpPrefix[] = [...this.reservations.map((r) => r.subnet), ...leases.flatMap((l) => (l.ipv6Subnet && l.key !== key ? [l.ipv6Subnet] : []))];
+    const free = chooseIpv6Subnet(v6, taken, this.random);
+    return free === undefined ? null : claim(free);
+  }
+
+  private exhausted6(node: NodeLeaseRequest): never {
+    const v6 = this.config.ipv6 as NonNullable<ClusterConfig['ipv6']>;
+    throw new LeaseError('SubnetsExhausted', `no free IPv6 subnet for node ${node.name}: every /${v6.subnetLen} in [IPv6SubnetMin, IPv6SubnetMax] is reserved (widen IPv6Network or the bounds)`);
+  }
+
   private async recreate(lease: Lease): Promise<Lease> {
-    let kv: KeyValue;
     try {
-      kv = await this.store.create(lease.key, renderLeaseValue(lease), { ttlSeconds: this.ttlSeconds });
+      const t = await this.store.txn([{ op: 'create', key: lease.key, value: renderLeaseValue(lease) }, ...(await this.reservationKeep(lease))], { ttlSeconds: this.ttlSeconds });
+      return { ...lease, modRevision: t.revision };
     } catch (e) {
-      if (isDatastoreError(e, 'Conflict')) throw this.lost(lease);
+      if (isDatastoreError(e, 'Conflict') || isDatastoreError(e, 'NotFound')) throw this.lost(lease);
       throw e;
     }
-    return { ...lease, modRevision: kv.modRevision };
   }
 
   /** A live lease under this node name that another host wrote. */
@@ -277,17 +356,19 @@ export class LeaseManager {
     for (const stale of leases) {
       if (stale.nodeName !== node.name || stale.key === kept.key || this.otherHost(node, [stale]) !== undefined) continue;
       try {
-        await this.store.delete(stale.key, stale.modRevision);
+        await this.store.txn([{ op: 'delete', key: stale.key, expectedRevision: stale.modRevision }, ...(await this.reservationDrop(stale))]);
       } catch (e) {
         if (!isDatastoreError(e, 'NotFound') && !isDatastoreError(e, 'Conflict')) throw e;
       }
     }
   }
 
-  private newLease(node: NodeLeaseRequest, subnet: Cidr, key: string, modRevision: number): Lease {
+  private newLease(node: NodeLeaseRequest, subnet: Cidr, key: string, modRevision: number, ipv6Subnet?: IpPrefix): Lease {
     return {
       key,
       subnet,
+      ...(ipv6Subnet === undefined ? {} : { ipv6Subnet }),
+      ...(node.publicIPv6 === undefined ? {} : { publicIPv6: node.publicIPv6 }),
       nodeName: node.name,
       publicIP: node.publicIP,
       backendType: node.backendType,
@@ -305,4 +386,10 @@ export class LeaseManager {
   private lost(lease: Lease): LeaseError {
     return new LeaseError('LeaseLost', `lease ${formatCidr(lease.subnet)} of node ${lease.nodeName} now belongs to another node`);
   }
+}
+
+function withAttributes(lease: Lease, a: LeaseAttributes): Lease {
+  const { publicIPv6: _drop, ...rest } = lease;
+  void _drop;
+  return { ...rest, publicIP: a.publicIP, backendType: a.backendType, backendData: { ...a.backendData }, ...(a.publicIPv6 === undefined ? {} : { publicIPv6: a.publicIPv6 }) };
 }

@@ -6,6 +6,11 @@ import { formatCidr, overlaps, parseCidr, type Cidr } from '../net/ipv4.js';
 import { subnetCount, validateClusterConfig, type ClusterConfig } from './cluster-config.js';
 import {
   chooseSubnet,
+  chooseIpv6Subnet,
+  inIpv6ConfigRange,
+  ipv6SubnetFromKey,
+  ipv6SubnetKey,
+  parseIpv6Subnet,
   inConfigRange,
   isExpired,
   leaseKey,
@@ -24,7 +29,7 @@ const cidr = (s: string): Cidr => {
 
 function config(raw: Record<string, unknown>): ClusterConfig {
   const r = validateClusterConfig(raw);
-  assert.ok(r.ok, JSON.stringify(r));
+  assert.ok(r.ok, r.ok ? '' : r.errors.join('; '));
   return r.config;
 }
 
@@ -166,5 +171,57 @@ describe('chooseSubnet', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('IPv6 lease fields and reservations', () => {
+  it('reservation keys: key-safe spelling, exact inverse, canonical only', () => {
+    const p = parseIpv6Subnet('fd00:10:244:1::/64');
+    assert.ok(p);
+    assert.equal(ipv6SubnetKey(p), '/twill/ipv6-subnets/fd00-10-244-1---64');
+    assert.deepEqual(ipv6SubnetFromKey(ipv6SubnetKey(p)), p);
+    assert.equal(ipv6SubnetKey(parseIpv6Subnet('2001:db8::/32') as never), '/twill/ipv6-subnets/2001-db8---32');
+    for (const bad of ['/twill/ipv6-subnets/FD00-10-244-1---64', '/twill/ipv6-subnets/fd00-10-244-1-0-0-0-0-64', '/twill/ipv6-subnets/fd00-10-244-1--1-64', '/twill/subnets/fd00-10-244-1---64', '/twill/ipv6-subnets/10.0.0.0-8']) {
+      assert.equal(ipv6SubnetFromKey(bad), undefined, bad);
+    }
+    assert.equal(parseIpv6Subnet('fd00:10:244:1:0::/64'), undefined, 'not canonical');
+    assert.equal(parseIpv6Subnet('::ffff:10.0.0.0/120'), undefined, 'v4-mapped');
+  });
+  it('invalid v6 fields make the lease invalid (reported, key still occupied)', () => {
+    const base = { subnet: '10.244.3.0/24', nodeName: 'n', publicIP: '192.0.2.3', backendType: 'vxlan', backendData: {}, expiresAt: '2030-01-01T00:00:00.000Z' };
+    const kv = (extra: object) => ({ key: '/twill/subnets/10.244.3.0-24', value: JSON.stringify({ ...base, ...extra }), modRevision: 3 });
+    const good = parseLease(kv({ ipv6Subnet: 'fd00:10:244:3::/64', publicIPv6: '2001:db8::3' }));
+    assert.ok(good.ok);
+    assert.equal(good.lease.publicIPv6, '2001:db8::3');
+    assert.equal(renderLeaseValue(good.lease), kv({ ipv6Subnet: 'fd00:10:244:3::/64', publicIPv6: '2001:db8::3' }).value);
+    for (const extra of [{ ipv6Subnet: 'fd00:10:244:3::1/64' }, { ipv6Subnet: '10.0.0.0/8' }, { publicIPv6: '192.0.2.1' }, { publicIPv6: '2001:DB8::3' }, { publicIPv6: '::' }]) {
+      const r = parseLease(kv(extra));
+      assert.equal(r.ok, false, JSON.stringify(extra));
+      if (!r.ok) assert.match(r.error, /ipv6Subnet|publicIPv6/);
+    }
+  });
+  it('chooseIpv6Subnet: free subnets only, skips large taken prefixes, undefined when full (property)', () => {
+    const r = validateClusterConfig({ Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fd00:10:244::/56', IPv6SubnetMin: 'fd00:10:244::' });
+    assert.ok(r.ok);
+    const v6 = r.config.ipv6 as NonNullable<ClusterConfig['ipv6']>;
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 300 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (idx, rnd) => {
+        const taken = idx.map((i) => ({ family: 6 as const, network: v6.network.network + (BigInt(i) << 64n), prefix: 64 }));
+        const got = chooseIpv6Subnet(v6, taken, () => rnd);
+        if (new Set(idx).size === 256) assert.equal(got, undefined);
+        else {
+          assert.ok(got && got.prefix === 64 && inIpv6ConfigRange(v6, got));
+          assert.ok(!taken.some((t) => t.network === got.network));
+        }
+      }),
+      { numRuns: 200 },
+    );
+    // A taken /57 covers half the range: the answer is in the other half, found without scanning 2^7 subnets one by one.
+    const half = { family: 6 as const, network: v6.network.network, prefix: 57 };
+    const got = chooseIpv6Subnet(v6, [half], () => 0);
+    assert.ok(got && got.network === v6.network.network + (128n << 64n));
+    const big = validateClusterConfig({ Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fd00::/8', IPv6SubnetLen: 126 });
+    assert.ok(big.ok && big.config.ipv6);
+    assert.ok(chooseIpv6Subnet(big.config.ipv6, [{ family: 6, network: big.config.ipv6.network.network, prefix: 9 }], () => 0.1), '2^118 subnets: still instant');
   });
 });

@@ -4,6 +4,8 @@
  * - create  = txn(if create_revision(key) == 0 then put)                      -> Conflict otherwise
  * - update  = txn(if key exists and mod_revision(key) == expected then put else get) -> NotFound / Conflict
  * - delete  = txn(if key exists [and mod_revision == expected] then delete else get) -> NotFound / Conflict
+ * - txn     = one etcd txn: the conjunction of every op's compare, its writes on success, a range of
+ *             every key on failure (to tell which op failed, and whether Conflict or NotFound)
  * - TTL     = one etcd lease granted per put (its id becomes KeyValue.lease); a put without TTL
  *             detaches the key from any lease. The lease a write replaced (or a delete removed) is
  *             revoked, best effort, so renewals do not pile up leases until they expire.
@@ -36,10 +38,13 @@ import {
 import { AsyncQueue } from '../async-queue.js';
 import {
   DatastoreError,
+  checkTxnOps,
   type Datastore,
   type KeyValue,
   type ListResult,
   type PutOptions,
+  type TxnOp,
+  type TxnResult,
   type WatchEvent,
   type WatchHooks,
 } from '../types.js';
@@ -110,6 +115,23 @@ export function mapEtcdError(e: unknown, what: string): unknown {
     return new DatastoreError('Compacted', `etcd ${what}: ${err.message}`, { cause: e });
   }
   return e;
+}
+
+/** The first op whose precondition the current keys (the failure branch's ranges) break. */
+function txnFailure(ops: readonly TxnOp[], res: ITxnResponse): DatastoreError {
+  for (const [i, op] of ops.entries()) {
+    const current = res.responses[i]?.response_range?.kvs[0];
+    if (op.op === 'create') {
+      if (current) return new DatastoreError('Conflict', `key ${op.key} already exists`);
+      continue;
+    }
+    if (!current) return new DatastoreError('NotFound', `key ${op.key} not found`);
+    if (op.expectedRevision !== undefined && Number(current.mod_revision) !== op.expectedRevision) {
+      return new DatastoreError('Conflict', `key ${op.key} is at revision ${current.mod_revision}, not ${op.expectedRevision}`);
+    }
+  }
+  // Every precondition holds again (the keys changed back between the txn and its reads): still a conflict.
+  return new DatastoreError('Conflict', `txn on ${ops.map((o) => o.key).join(', ')}: a precondition failed`);
 }
 
 function toKeyValue(kv: IKeyValue): KeyValue {
@@ -189,7 +211,7 @@ export class EtcdDatastore implements Datastore {
   async create(key: string, value: string, opts?: PutOptions): Promise<KeyValue> {
     const k = Buffer.from(key);
     return this.withLease(opts, async (lease) => {
-      const res = await this.txn('create', {
+      const res = await this.rawTxn('create', {
         compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }],
         success: [{ request_put: { key: k, value: Buffer.from(value), lease } }],
       });
@@ -201,7 +223,7 @@ export class EtcdDatastore implements Datastore {
   async update(key: string, value: string, expectedRevision: number, opts?: PutOptions): Promise<KeyValue> {
     const k = Buffer.from(key);
     return this.withLease(opts, async (lease) => {
-      const res = await this.txn('update', {
+      const res = await this.rawTxn('update', {
         compare: [
           { key: k, target: 'Create', result: 'Greater', create_revision: 0 },
           { key: k, target: 'Mod', result: 'Equal', mod_revision: expectedRevision },
@@ -222,7 +244,7 @@ export class EtcdDatastore implements Datastore {
     if (expectedRevision !== undefined) {
       compare.push({ key: k, target: 'Mod', result: 'Equal', mod_revision: expectedRevision });
     }
-    const res = await this.txn('delete', {
+    const res = await this.rawTxn('delete', {
       compare,
       success: [{ request_delete_range: { key: k, prev_kv: true } }],
       failure: [{ request_range: { key: k } }],
@@ -230,6 +252,49 @@ export class EtcdDatastore implements Datastore {
     if (!res.succeeded) throw this.casFailure(key, expectedRevision, res);
     const lease = res.responses[0]?.response_delete_range?.prev_kvs[0]?.lease;
     if (lease && lease !== '0') this.revokeQuietly(lease);
+  }
+
+  async txn(ops: readonly TxnOp[], opts?: PutOptions): Promise<TxnResult> {
+    checkTxnOps(ops);
+    if (ops.length === 0) {
+      const res = await this.call('txn', () => this.client.kv.range({ key: Buffer.from([0]) }));
+      return { revision: Number(res.header.revision), results: [] };
+    }
+    const puts = ops.some((op) => op.op !== 'delete');
+    const run = async (lease: string | undefined): Promise<TxnResult> => {
+      const compare: ICompare[] = [];
+      const success: IRequestOp[] = [];
+      for (const op of ops) {
+        const k = Buffer.from(op.key);
+        if (op.op === 'create') {
+          compare.push({ key: k, target: 'Create', result: 'Equal', create_revision: 0 });
+          success.push({ request_put: { key: k, value: Buffer.from(op.value), lease } });
+          continue;
+        }
+        compare.push({ key: k, target: 'Create', result: 'Greater', create_revision: 0 });
+        if (op.expectedRevision !== undefined) compare.push({ key: k, target: 'Mod', result: 'Equal', mod_revision: op.expectedRevision });
+        success.push(
+          op.op === 'update'
+            ? { request_put: { key: k, value: Buffer.from(op.value), lease, prev_kv: true } }
+            : { request_delete_range: { key: k, prev_kv: true } },
+        );
+      }
+      const failure: IRequestOp[] = ops.map((op) => ({ request_range: { key: Buffer.from(op.key) } }));
+      const res = await this.rawTxn('txn', { compare, success, failure });
+      if (!res.succeeded) throw txnFailure(ops, res);
+      const revision = Number(res.header.revision);
+      const results = ops.map((op, i): KeyValue | undefined => {
+        const r = res.responses[i];
+        const previous = op.op === 'update' ? r?.response_put?.prev_kv?.lease : op.op === 'delete' ? r?.response_delete_range?.prev_kvs[0]?.lease : undefined;
+        if (previous && previous !== '0' && previous !== String(lease)) this.revokeQuietly(previous);
+        if (op.op === 'delete') return undefined;
+        const kv: KeyValue = { key: op.key, value: op.value, modRevision: revision };
+        if (lease) kv.lease = lease;
+        return kv;
+      });
+      return { revision, results };
+    };
+    return puts ? this.withLease(opts, run) : run(undefined);
   }
 
   /** Compacts etcd's history before `revision` (admin and tests; etcd usually auto-compacts). */
@@ -304,7 +369,7 @@ export class EtcdDatastore implements Datastore {
     }
   }
 
-  private txn(
+  private rawTxn(
     what: string,
     req: { compare: ICompare[]; success: IRequestOp[]; failure?: IRequestOp[] },
   ): Promise<ITxnResponse> {

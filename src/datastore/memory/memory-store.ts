@@ -15,10 +15,13 @@
 import { AsyncQueue } from '../async-queue.js';
 import {
   DatastoreError,
+  checkTxnOps,
   type Datastore,
   type KeyValue,
   type ListResult,
   type PutOptions,
+  type TxnOp,
+  type TxnResult,
   type WatchEvent,
   type WatchHooks,
 } from '../types.js';
@@ -177,6 +180,52 @@ export class MemoryDatastore implements Datastore {
       throw new DatastoreError('Conflict', `key ${key} is at revision ${e.kv.modRevision}, not ${expectedRevision}`);
     }
     this.remove(key);
+  }
+
+  async txn(ops: readonly TxnOp[], opts?: PutOptions): Promise<TxnResult> {
+    this.check();
+    checkTxnOps(ops);
+    const ttl = opts?.ttlSeconds;
+    if (ttl !== undefined && !(ttl > 0)) throw new RangeError(`ttlSeconds must be > 0, got ${ttl}`);
+    for (const op of ops) {
+      const e = this.data.get(op.key);
+      if (op.op === 'create') {
+        if (e) throw new DatastoreError('Conflict', `key ${op.key} already exists`);
+        continue;
+      }
+      if (!e) throw new DatastoreError('NotFound', `key ${op.key} not found`);
+      if (op.expectedRevision !== undefined && e.kv.modRevision !== op.expectedRevision) {
+        throw new DatastoreError('Conflict', `key ${op.key} is at revision ${e.kv.modRevision}, not ${op.expectedRevision}`);
+      }
+    }
+    if (ops.length === 0) return { revision: this.revision, results: [] };
+    // One revision for the whole transaction, one lease for all its puts (as etcd).
+    this.revision += 1;
+    const revision = this.revision;
+    let lease: string | undefined;
+    if (ttl !== undefined) {
+      this.leaseSeq += 1;
+      lease = String(this.leaseSeq);
+    }
+    const results: Array<KeyValue | undefined> = [];
+    for (const op of ops) {
+      if (op.op === 'delete') {
+        this.data.delete(op.key);
+        this.record({ type: 'delete', key: op.key, revision });
+        results.push(undefined);
+        continue;
+      }
+      const kv: KeyValue = { key: op.key, value: op.value, modRevision: revision };
+      const entry: Entry = { kv };
+      if (lease !== undefined && ttl !== undefined) {
+        kv.lease = lease;
+        entry.expiresAt = this.clock.now() + ttl * 1000;
+      }
+      this.data.set(op.key, entry);
+      this.record({ type: 'put', kv: { ...kv }, revision });
+      results.push({ ...kv });
+    }
+    return { revision, results };
   }
 
   async *watch(prefix: string, fromRevision: number, signal: AbortSignal, hooks?: WatchHooks): AsyncIterable<WatchEvent> {
