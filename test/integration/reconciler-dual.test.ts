@@ -159,6 +159,24 @@ describe('reconciler, dual stack on an IPv4 underlay', () => {
     });
   });
 
+  it('vxlan + DirectRouting on a v4 underlay: IPv4 routed directly, IPv6 through the tunnel, both ping', async (t) => {
+    await withScope(async (s) => {
+      const noVxlan = vxlanMissing(s);
+      if (noVxlan !== undefined) {
+        t.skip(noVxlan);
+        return;
+      }
+      const DIRECT: BackendConfig = { ...VXLAN, directRouting: true };
+      const [a, b] = twoNodes(s);
+      await apply(a, DIRECT, [peerOf(b, DIRECT)]);
+      await apply(b, DIRECT, [peerOf(a, DIRECT)]);
+      assert.equal(must(['ip', '-n', a.ns, '-4', 'route', 'show', 'proto', '84']).trim(), '10.244.2.0/24 via 192.0.2.2 dev eth0');
+      assert.equal(v6Routes(a.ns), 'fd00:10:244:2::/64 via fd00:10:244:2:: dev twill.1 metric 1024 onlink pref medium');
+      assert.ok(ping(a.pod, '10.244.2.2'), 'IPv4 direct');
+      assert.ok(ping(a.pod, 'fd00:10:244:2::2'), 'IPv6 through the tunnel');
+    });
+  });
+
   it('host-gw: no IPv6 underlay -> no-ipv6-underlay per peer, IPv4 routed; with 2001:db8::/64 on the underlay IPv6 is routed directly', async () => {
     await withScope(async (s) => {
       const [a, b] = twoNodes(s);
