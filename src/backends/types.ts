@@ -3,9 +3,10 @@
  * kernel objects the node should hold (DesiredState). Backends are pure: no I/O, no kernel access;
  * src/dataplane reconciles a DesiredState against the kernel.
  *
- * Addresses are unsigned 32-bit numbers (src/net/ipv4.ts); MACs are lower-case `aa:bb:cc:dd:ee:ff`.
+ * IPv4 addresses are unsigned 32-bit numbers (src/net/ipv4.ts), IPv6 objects (the `*6` specs) use
+ * Ip/IpPrefix (src/net/ip.ts); MACs are lower-case `aa:bb:cc:dd:ee:ff`.
  * Every route a backend emits is a main-table unicast route with protocol ROUTE_PROTO (84) and
- * metric 0; that is implied, not stored.
+ * metric 0 (IPv6: 1024, the kernel's default); that is implied, not stored.
  */
 import type { Cidr } from '../net/ipv4.js';
 import type { Ip, IpPrefix } from '../net/ip.js';

@@ -11,6 +11,11 @@
  * DirectRouting: peers inside this node's underlay subnet get the host-gw route instead (no
  * encapsulation); the rest use VXLAN.
  *
+ * Dual stack: the same device carries inner IPv6 (one device per underlay family, not per inner
+ * family: docs/design/dual-stack.md); per peer with a subnet6 a v6 neighbour and onlink route, the
+ * FDB entry shared (ipv6.ts). DirectRouting decides per family: IPv6 goes direct only when the peer's
+ * publicIP6 is on this node's IPv6 underlay prefix, otherwise through the tunnel.
+ *
  * The device sends outer UDP checksums of zero (`noudpcsum`, the kernel and flannel default) and
  * keeps tx checksum offload on; why (and why not `udpcsum`) is in docs/design/vxlan-checksum.md.
  */
