@@ -15,7 +15,7 @@ import { vtepMacFor } from '../backends/vxlan.js';
 import { CONFIG_KEY, DEFAULT_VXLAN_PORT, DEFAULT_VXLAN_VNI, SUBNETS_PREFIX } from '../common/constants.js';
 import type { AsyncCommandRunner } from '../dataplane/async-command.js';
 import type { CommandRunner } from '../dataplane/command.js';
-import { IP_FORWARD } from '../dataplane/host-facts.js';
+import { IP_FORWARD, IPV6_FORWARD } from '../dataplane/host-facts.js';
 import type { ApplyReport } from '../dataplane/reconciler.js';
 import { Reconciler } from '../dataplane/reconciler.js';
 import type { KernelPort } from '../dataplane/state.js';
@@ -28,12 +28,13 @@ import type { Lease, LeaseAttributes } from '../model/lease.js';
 import { LeaseManager, isLeaseError } from '../model/lease-manager.js';
 import { describePeerDiff, diffPeers, peersFromLeases, type Peer } from '../model/peers.js';
 import { formatCidr, formatIPv4, parseIPv4 } from '../net/ipv4.js';
+import type { IpPrefix } from '../net/ip.js';
 import type { AgentMetrics, HealthState } from './health.js';
 import { hostIdFile, loadHostId } from './host-id.js';
 import { detectUnderlay, underlayWant, type Underlay } from './local-node.js';
 import { ensureAgentTable } from './nft-table.js';
 import { recordObjectFailures } from './object-failures.js';
-import { ipMasqOn, type AgentOptions } from './options.js';
+import { ip6MasqOn, ipMasqOn, type AgentOptions } from './options.js';
 import { LeaseSet } from './lease-set.js';
 import { writeSubnetFile } from './subnet-file.js';
 
@@ -457,11 +458,17 @@ export class Agent implements HealthState {
     const report = await this.reconciler.apply(desired);
     recordObjectFailures(report, metrics, log);
     this.p.ensureSysctl(IP_FORWARD, '1');
+    // Dual stack: the IPv6 network comes with the model slice's cluster config (EnableIPv6).
+    const network6 = (this.config as { ipv6Network?: IpPrefix }).ipv6Network;
+    if (this.local.subnet6 !== undefined) this.p.ensureSysctl(IPV6_FORWARD, '1');
     const nft = await ensureAgentTable(this.p.asyncRunner, {
       clusterNetwork: this.config.network,
       nodeSubnet: this.local.subnet,
       ipMasq: ipMasqOn(this.p.options),
       tunnels: desired.links.map((l) => ({ local: l.local, port: l.port })),
+      ...(network6 !== undefined && this.local.subnet6 !== undefined
+        ? { clusterNetwork6: network6, nodeSubnet6: this.local.subnet6, ip6Masq: ip6MasqOn(this.p.options) }
+        : {}),
     });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     // The new backend's receiving side is in place now: tell the peers (and the plugin: TWILL_MTU).

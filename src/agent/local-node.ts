@@ -6,11 +6,14 @@
  * in this order and the first that finds an address wins: --public-iface, --iface-regex (each regex
  * in turn, interfaces in index order), --iface-cidr (each CIDR in turn), --iface-can-reach. With no
  * method at all: the interface of the IPv4 default route. `selectUnderlay` is pure (recorded `ip
- * -json` output in, choice and reason out); `detectUnderlay` reads the kernel.
+ * -json` output in, choice and reason out); `detectUnderlay` reads the kernel. Dual stack: the
+ * IPv6 underlay address is --public-ipv6 when given, else the first stable global IPv6 address on the
+ * chosen interface (selectUnderlay6); a node without one is dual stack over an IPv4 underlay.
  */
 import { DEFAULT_BRIDGE, VETH_PREFIX, VXLAN_DEVICE_PREFIX } from '../common/constants.js';
 import { ipBatch, parseJsonLines, type CommandRunner } from '../dataplane/command.js';
 import { contains, formatCidr, parseCidr, parseIPv4, type Cidr } from '../net/ipv4.js';
+import { formatIp, formatPrefix, ipEquals, isLinkLocal, parseIpOf, prefixOf, type Ip, type IpPrefix } from '../net/ip.js';
 import type { AgentOptions } from './options.js';
 
 export interface Underlay {
@@ -20,13 +23,19 @@ export interface Underlay {
   mtu: number;
   /** How it was chosen, e.g. "--iface-can-reach 192.0.2.9: route via eth0 src 192.0.2.1". */
   reason: string;
+  /** Dual stack: this node's IPv6 underlay address (LocalNode.publicIP6), when it has one. */
+  ip6?: Ip;
+  /** The IPv6 prefix ip6 lives in (LocalNode.underlayCidr6). */
+  cidr6?: IpPrefix;
+  /** How ip6 was chosen. */
+  reason6?: string;
 }
 
 export interface IpAddrLink {
   ifname?: string;
   mtu?: number;
   flags?: string[];
-  addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }>;
+  addr_info?: Array<{ family?: string; local?: string; prefixlen?: number; scope?: string; deprecated?: boolean; temporary?: boolean; tentative?: boolean; dadfailed?: boolean }>;
 }
 
 export interface IpRoute {
@@ -49,6 +58,8 @@ export interface UnderlayWant {
   ifaceRegex?: string[];
   ifaceCidr?: string[];
   canReach?: string;
+  /** --public-ipv6 (the model slice's flag): the IPv6 underlay address itself; it wins. */
+  ip6?: string;
 }
 
 export class UnderlayError extends Error {
@@ -129,8 +140,39 @@ function byReach(facts: UnderlayFacts, target: string): Underlay | string {
   return result(link, a, `--iface-can-reach ${target}: route via ${link.ifname}${r.gateway ? ` gateway ${r.gateway}` : ''} src ${a.local}`);
 }
 
+/**
+ * The IPv6 underlay address: --public-ipv6 when given (held by any interface, else UnderlayError);
+ * otherwise the first stable global address on the IPv4 underlay's interface (not link-local, not
+ * temporary/deprecated/tentative/dadfailed); none when that interface has no such address.
+ */
+export function selectUnderlay6(facts: UnderlayFacts, iface: string, want6: string | undefined): Pick<Underlay, 'ip6' | 'cidr6' | 'reason6'> {
+  const v6 = (l: IpAddrLink) =>
+    (l.addr_info ?? []).flatMap((a) => {
+      const ip6 = a.family === 'inet6' ? parseIpOf(6, a.local ?? '') : undefined;
+      return ip6 !== undefined && a.prefixlen !== undefined ? [{ a, ip6, cidr6: prefixOf(ip6, a.prefixlen) }] : [];
+    });
+  if (want6 !== undefined) {
+    const wanted = parseIpOf(6, want6);
+    if (wanted === undefined) throw new UnderlayError(`--public-ipv6 ${JSON.stringify(want6)}: not an IPv6 address`);
+    for (const l of facts.links) {
+      const hit = v6(l).find((x) => ipEquals(x.ip6, wanted));
+      if (hit) return { ip6: hit.ip6, cidr6: hit.cidr6, reason6: `--public-ipv6 ${formatIp(wanted)}: held by ${l.ifname} (${formatPrefix(hit.cidr6)})` };
+    }
+    throw new UnderlayError(`--public-ipv6 ${formatIp(wanted)}: no interface holds it`);
+  }
+  const link = facts.links.find((l) => l.ifname === iface);
+  const usable = link && v6(link).find(({ a, ip6 }) => !isLinkLocal(ip6) && a.scope !== 'link' && !a.deprecated && !a.temporary && !a.tentative && !a.dadfailed);
+  if (!usable) return {};
+  return { ip6: usable.ip6, cidr6: usable.cidr6, reason6: `first global IPv6 address on ${iface}: ${formatIp(usable.ip6)}/${usable.cidr6.prefix}` };
+}
+
 /** Pure: the underlay for `want` on a node whose `ip -json` output is `facts`. Throws UnderlayError. */
 export function selectUnderlay(facts: UnderlayFacts, want: UnderlayWant): Underlay {
+  const u = selectUnderlay4(facts, want);
+  return { ...u, ...selectUnderlay6(facts, u.iface, want.ip6) };
+}
+
+function selectUnderlay4(facts: UnderlayFacts, want: UnderlayWant): Underlay {
   if (want.ip !== undefined) {
     const ip = parseIPv4(want.ip);
     for (const l of facts.links) {

@@ -10,9 +10,14 @@
  * table, and an untracked packet cannot be rewritten by someone else's NAT rule (the checksum trap
  * of docs/design/vxlan-checksum.md). Pod↔pod packets stay tracked: kube-proxy's Service DNAT needs
  * to see the replies.
+ *
+ * Dual stack: the same rules per family (`ip6 saddr ...`) for the cluster's IPv6 network; the IPv6
+ * masquerade only with --ip6-masq (off by default: IPv6 pod addresses are usually routable, as in
+ * flannel). IPv4-only input renders exactly the table of an IPv4-only build.
  */
 import { NFT_AGENT_TABLE } from '../common/constants.js';
 import { formatCidr, formatIPv4, type Cidr } from '../net/ipv4.js';
+import { compareIp, formatIp, formatPrefix, type Ip, type IpPrefix } from '../net/ip.js';
 
 /** A VXLAN tunnel end on this node: its source address and UDP port. */
 export interface TunnelEnd {
@@ -26,6 +31,29 @@ export interface NftInput {
   ipMasq: boolean;
   /** VXLAN tunnels of this node whose outer packets are not tracked (none: no raw chains). */
   tunnels?: readonly TunnelEnd[];
+  /** Dual stack: the cluster's IPv6 network (forward accepts; masquerade with ip6Masq). */
+  clusterNetwork6?: IpPrefix;
+  /** This node's IPv6 pod subnet. */
+  nodeSubnet6?: IpPrefix;
+  /** Masquerade IPv6 pod traffic leaving the cluster network (--ip6-masq; off by default, as flannel). */
+  ip6Masq?: boolean;
+  /** VXLAN tunnels over an IPv6 underlay (IPv6 local address). */
+  tunnels6?: readonly TunnelEnd6[];
+}
+
+/** A VXLAN tunnel end with an IPv6 source address (IPv6 underlay). */
+export interface TunnelEnd6 {
+  local: Ip;
+  port: number;
+}
+
+/** notrack for outer VXLAN packets over an IPv6 underlay (deduplicated, sorted). */
+export function notrackRules6(tunnels: readonly TunnelEnd6[]): { prerouting: string[]; output: string[] } {
+  const ends = [...new Map(tunnels.map((t) => [`${formatIp(t.local)}:${t.port}`, t])).values()].sort((a, b) => compareIp(a.local, b.local) || a.port - b.port);
+  return {
+    prerouting: ends.map((t) => `ip6 daddr ${formatIp(t.local)} udp dport ${t.port} notrack`),
+    output: ends.map((t) => `ip6 saddr ${formatIp(t.local)} udp dport ${t.port} notrack`),
+  };
 }
 
 /** The raw-hook rules that exempt this node's outer VXLAN packets from conntrack (deduplicated, sorted). */
@@ -42,7 +70,7 @@ export function agentRules(i: NftInput): { forward: string[]; postrouting: strin
   const net = formatCidr(i.clusterNetwork);
   const sub = formatCidr(i.nodeSubnet);
   const forward = [`ip saddr ${net} accept`, `ip daddr ${net} accept`];
-  const postrouting = i.ipMasq
+  const postrouting: string[] = i.ipMasq
     ? [
         `ip saddr ${net} ip daddr ${net} return`,
         `ip saddr ${net} ip daddr != 224.0.0.0/4 masquerade fully-random`,
@@ -50,6 +78,18 @@ export function agentRules(i: NftInput): { forward: string[]; postrouting: strin
         `ip saddr != ${net} ip daddr ${net} masquerade fully-random`,
       ]
     : [];
+  if (i.clusterNetwork6 !== undefined) {
+    const net6 = formatPrefix(i.clusterNetwork6);
+    forward.push(`ip6 saddr ${net6} accept`, `ip6 daddr ${net6} accept`);
+    if (i.ip6Masq === true && i.nodeSubnet6 !== undefined) {
+      postrouting.push(
+        `ip6 saddr ${net6} ip6 daddr ${net6} return`,
+        `ip6 saddr ${net6} ip6 daddr != ff00::/8 masquerade fully-random`,
+        `ip6 saddr != ${net6} ip6 daddr ${formatPrefix(i.nodeSubnet6)} return`,
+        `ip6 saddr != ${net6} ip6 daddr ${net6} masquerade fully-random`,
+      );
+    }
+  }
   return { forward, postrouting };
 }
 
@@ -72,7 +112,9 @@ export function agentChains(i: NftInput): TableChains {
   const chains: TableChains = { forward: ['type filter hook forward priority filter; policy accept;', ...r.forward] };
   // No masquerade, no nat chain: even an empty one would switch conntrack on for the namespace.
   if (r.postrouting.length > 0) chains['postrouting'] = ['type nat hook postrouting priority srcnat; policy accept;', ...r.postrouting];
-  const nt = notrackRules(i.tunnels ?? []);
+  const nt4 = notrackRules(i.tunnels ?? []);
+  const nt6 = notrackRules6(i.tunnels6 ?? []);
+  const nt = { prerouting: [...nt4.prerouting, ...nt6.prerouting], output: [...nt4.output, ...nt6.output] };
   if (nt.prerouting.length > 0) {
     chains['raw-prerouting'] = ['type filter hook prerouting priority raw; policy accept;', ...nt.prerouting];
     chains['raw-output'] = ['type filter hook output priority raw; policy accept;', ...nt.output];

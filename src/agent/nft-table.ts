@@ -2,7 +2,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { NFT_AGENT_TABLE } from '../common/constants.js';
 import type { AsyncCommandRunner } from '../dataplane/async-command.js';
-import { ensureForwardAccepts, removeForwardAccepts } from './forward-accept.js';
+import { ensureForwardAccepts, ensureForwardAccepts6, removeForwardAccepts, removeForwardAccepts6 } from './forward-accept.js';
 import { parseTableListing, renderAgentTable, type NftInput } from './nft-rules.js';
 
 export interface NftApplyResult {
@@ -36,8 +36,10 @@ export async function agentTableInSync(runner: AsyncCommandRunner, input: NftInp
 export async function ensureAgentTable(runner: AsyncCommandRunner, input: NftInput): Promise<NftApplyResult> {
   const table = await ensureOwnTable(runner, input);
   const fwd = await ensureForwardAccepts(runner, input.clusterNetwork);
-  const error = [table.error, fwd.error].filter((e): e is string => e !== undefined).join('; ');
-  const changed = table.changed || fwd.changed;
+  // Dual stack only: an IPv4-only node runs exactly the commands it ran before.
+  const fwd6: { changed: boolean; error?: string } = input.clusterNetwork6 === undefined ? { changed: false } : await ensureForwardAccepts6(runner, input.clusterNetwork6);
+  const error = [table.error, fwd.error, fwd6.error].filter((e): e is string => e !== undefined).join('; ');
+  const changed = table.changed || fwd.changed || fwd6.changed;
   return error === '' ? { changed } : { changed, error };
 }
 
@@ -56,6 +58,8 @@ export async function uninstallAgentFirewall(runner: AsyncCommandRunner): Promis
   const errors: string[] = [];
   const fwd = await removeForwardAccepts(runner);
   if (fwd.error) errors.push(fwd.error);
+  const fwd6 = await removeForwardAccepts6(runner);
+  if (fwd6.error) errors.push(fwd6.error);
   if ((await currentTable(runner)) !== undefined) {
     const r = await runner.run(['nft', 'delete', 'table', 'inet', NFT_AGENT_TABLE]);
     if (r.status !== 0) errors.push(`nft: ${r.stderr.trim()}`);

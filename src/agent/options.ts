@@ -41,6 +41,8 @@ const schema = z
     healthListenPublic: z.boolean().optional(),
     /** Masquerade pod traffic leaving the cluster network (flannel's --ip-masq). Absent: on. */
     ipMasq: z.boolean().optional(),
+    /** Masquerade IPv6 pod traffic leaving the cluster's IPv6 network (flannel's --ip6-masq). Absent: off. */
+    ip6Masq: z.boolean().optional(),
     resyncIntervalSeconds: z.number().min(1).max(3600),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']),
   })
@@ -56,6 +58,9 @@ const schema = z
     if ((o.etcdCert === undefined) !== (o.etcdKey === undefined)) ctx.addIssue({ code: 'custom', path: ['etcdCert'], message: '--etcd-cert and --etcd-key go together' });
   });
 export type AgentOptions = z.infer<typeof schema>;
+
+/** IPv6 masquerade is off unless --ip6-masq (or TWILL_IP6_MASQ=true) turned it on. */
+export const ip6MasqOn = (o: Pick<AgentOptions, 'ip6Masq'>): boolean => o.ip6Masq === true;
 
 /** Masquerade is on unless --no-ip-masq (or TWILL_IP_MASQ=false) turned it off. */
 export const ipMasqOn = (o: Pick<AgentOptions, 'ipMasq'>): boolean => o.ipMasq !== false;
@@ -102,6 +107,7 @@ export function parseAgentOptions(argv: string[], env: Record<string, string | u
     .option('--health-listen-public', 'allow --health-listen on a non-loopback address (the endpoints have no authentication)')
     .option('--ip-masq', 'masquerade pod traffic leaving the cluster network (default; env TWILL_IP_MASQ=true|false)')
     .option('--no-ip-masq', 'do not masquerade (the pod network is routed by the underlay)')
+    .option('--ip6-masq', 'masquerade IPv6 pod traffic leaving the cluster IPv6 network (default off; env TWILL_IP6_MASQ=true|false)')
     .option('--resync-interval <seconds>', 'full kernel resync period', '10')
     .option('--log-level <level>', 'debug|info|warn|error', 'info')
     .exitOverride()
@@ -113,7 +119,7 @@ export function parseAgentOptions(argv: string[], env: Record<string, string | u
     if (code === 'commander.helpDisplayed' || code === 'commander.version') return { ok: false, errors: [], help: out };
     return { ok: false, errors: [(e as Error).message] };
   }
-  const o = cmd.opts<Record<string, string | undefined> & { ifaceRegex?: string[]; healthListenPublic?: boolean; ipMasq?: boolean }>();
+  const o = cmd.opts<Record<string, string | undefined> & { ifaceRegex?: string[]; healthListenPublic?: boolean; ipMasq?: boolean; ip6Masq?: boolean }>();
   const errors: string[] = [];
   const bool = (flag: boolean | undefined, name: string): boolean | undefined => {
     if (flag !== undefined) return flag;
@@ -137,6 +143,10 @@ export function parseAgentOptions(argv: string[], env: Record<string, string | u
     healthListen: o.healthListen,
     healthListenPublic: o.healthListenPublic === true ? true : undefined,
     ipMasq: bool(o.ipMasq, 'TWILL_IP_MASQ') ?? true,
+    ...(() => {
+      const v = bool(o.ip6Masq, 'TWILL_IP6_MASQ');
+      return v === undefined ? {} : { ip6Masq: v };
+    })(),
     resyncIntervalSeconds: Number(o.resyncInterval),
     logLevel: o.logLevel,
   };

@@ -23,6 +23,7 @@
  */
 import type { BackendConfig, VxlanBackendConfig } from '../model/cluster-config.js';
 import { HOST_GW, hostGwBackend } from './hostgw.js';
+import { prefixKey6, sortRoutes6, vxlanObjects6 } from './ipv6.js';
 import { screenPeers } from './peer-screen.js';
 import type { Cidr } from '../net/ipv4.js';
 import type { DesiredState, LocalNode, Peer, PeerError, RouteSpec } from './types.js';
@@ -72,25 +73,35 @@ export function perPeerDesiredState(input: PerPeerInput): DesiredState {
     // host-gw peers with a direct route keep (or get) their tunnel entries, see above.
     const direct = new Set(gw.routes.map((r) => subnetKey(r.dst)));
     const kept = hostGwPeers.filter((p) => direct.has(subnetKey(p.subnet)));
+    const direct6 = new Set(gw.routes6.map((r) => prefixKey6(r.dst)));
+    const kept6 = hostGwPeers.filter((p) => p.subnet6 !== undefined && direct6.has(prefixKey6(p.subnet6)));
     return {
       links: vx.links,
       addresses: vx.addresses,
       neighbours: [...vx.neighbours, ...kept.map((p) => ({ dev, ip: p.subnet.network, mac: vtepMacFor(p.publicIP) }))],
       fdb: [...vx.fdb, ...kept.map((p) => ({ dev, mac: vtepMacFor(p.publicIP), dst: p.publicIP }))],
       routes: sortRoutes([...vx.routes, ...gw.routes]),
+      addresses6: vx.addresses6,
+      neighbours6: [...vx.neighbours6, ...kept6.map((p) => vxlanObjects6(p, dev, vtepMacFor(p.publicIP)).neighbour)],
+      routes6: sortRoutes6([...vx.routes6, ...gw.routes6]),
       errors: [...errors, ...vx.errors, ...gw.errors],
     };
   }
   // This node runs host-gw: vxlan peers keep their tunnel entries; those on the segment get the direct route.
   const vx = vxlanBackend.desiredState(local, vxlanPeers, { ...input.fallbackVxlan, directRouting: false });
-  const directRoutes = hostGwBackend.desiredState(local, vxlanPeers.map((p) => ({ ...p, backendType: HOST_GW })), { type: 'host-gw' }).routes;
+  const directState = hostGwBackend.desiredState(local, vxlanPeers.map((p) => ({ ...p, backendType: HOST_GW })), { type: 'host-gw' });
+  const directRoutes = directState.routes;
   const direct = new Set(directRoutes.map((r) => subnetKey(r.dst)));
+  const direct6 = new Set(directState.routes6.map((r) => prefixKey6(r.dst)));
   return {
     links: vx.links,
     addresses: vx.addresses,
     neighbours: vx.neighbours,
     fdb: vx.fdb,
     routes: sortRoutes([...vx.routes.filter((r) => !direct.has(subnetKey(r.dst))), ...directRoutes, ...gw.routes]),
+    addresses6: vx.addresses6,
+    neighbours6: vx.neighbours6,
+    routes6: sortRoutes6([...vx.routes6.filter((r) => !direct6.has(prefixKey6(r.dst))), ...directState.routes6, ...gw.routes6]),
     errors: [...errors, ...vx.errors, ...gw.errors],
   };
 }

@@ -3,9 +3,10 @@
  * kernel objects the node should hold (DesiredState). Backends are pure: no I/O, no kernel access;
  * src/dataplane reconciles a DesiredState against the kernel.
  *
- * Addresses are unsigned 32-bit numbers (src/net/ipv4.ts); MACs are lower-case `aa:bb:cc:dd:ee:ff`.
+ * IPv4 addresses are unsigned 32-bit numbers (src/net/ipv4.ts), IPv6 objects (the `*6` specs) use
+ * Ip/IpPrefix (src/net/ip.ts); MACs are lower-case `aa:bb:cc:dd:ee:ff`.
  * Every route a backend emits is a main-table unicast route with protocol ROUTE_PROTO (84) and
- * metric 0; that is implied, not stored.
+ * metric 0 (IPv6: 1024, the kernel's default); that is implied, not stored.
  */
 import type { Cidr } from '../net/ipv4.js';
 import type { Ip, IpPrefix } from '../net/ip.js';
@@ -98,6 +99,35 @@ export interface RouteSpec {
   readonly onlink: boolean;
 }
 
+/*
+ * IPv6 objects (dual stack, docs/design/dual-stack.md). The IPv4 objects above keep their `number`
+ * form so that a node upgraded to a dual-stack build renders (and diffs) exactly as before; the IPv6
+ * ones live in their own lists, typed with the family-generic Ip/IpPrefix of src/net/ip.ts. Every
+ * `*6` value has family 6. IPv6 routes get the kernel's default IPv6 metric (1024), implied.
+ */
+
+/** An IPv6 address on one of our links (added `nodad`: usable at once). */
+export interface AddrSpec6 {
+  readonly dev: string;
+  readonly address: Ip;
+  readonly prefix: number;
+}
+
+/** A permanent NDP entry on one of our links. */
+export interface NeighSpec6 {
+  readonly dev: string;
+  readonly ip: Ip;
+  readonly mac: string;
+}
+
+/** `dst via <via> dev <dev> [onlink] proto 84` in the main IPv6 table, metric 1024. */
+export interface RouteSpec6 {
+  readonly dst: IpPrefix;
+  readonly via: Ip;
+  readonly dev: string;
+  readonly onlink: boolean;
+}
+
 /** A peer the backend cannot serve; the other peers still get their objects. */
 export interface PeerError {
   readonly peer: string;
@@ -109,7 +139,8 @@ export type PeerErrorCode =
   | 'not-on-underlay' // host-gw: next hop not directly reachable
   | 'backend-mismatch' // peer announced another backend type
   | 'bad-backend-data' // missing or malformed vtepMac / vni
-  | 'subnet-conflict'; // overlaps this node's subnet or another peer's
+  | 'subnet-conflict' // overlaps this node's subnet or another peer's (subnet6 conflicts drop only the IPv6 objects)
+  | 'no-ipv6-underlay'; // host-gw / DirectRouting: IPv6 needs an IPv6 underlay address on both nodes (IPv4 still served)
 
 export interface DesiredState {
   readonly links: readonly LinkSpec[];
@@ -117,6 +148,10 @@ export interface DesiredState {
   readonly neighbours: readonly NeighSpec[];
   readonly fdb: readonly FdbSpec[];
   readonly routes: readonly RouteSpec[];
+  /** IPv6 objects (empty unless this node has a subnet6). */
+  readonly addresses6: readonly AddrSpec6[];
+  readonly neighbours6: readonly NeighSpec6[];
+  readonly routes6: readonly RouteSpec6[];
   readonly errors: readonly PeerError[];
 }
 
@@ -133,5 +168,5 @@ export interface Backend<C> {
 }
 
 export function emptyDesiredState(): DesiredState {
-  return { links: [], addresses: [], neighbours: [], fdb: [], routes: [], errors: [] };
+  return { links: [], addresses: [], neighbours: [], fdb: [], routes: [], addresses6: [], neighbours6: [], routes6: [], errors: [] };
 }

@@ -11,6 +11,11 @@
  * DirectRouting: peers inside this node's underlay subnet get the host-gw route instead (no
  * encapsulation); the rest use VXLAN.
  *
+ * Dual stack: the same device carries inner IPv6 (one device per underlay family, not per inner
+ * family: docs/design/dual-stack.md); per peer with a subnet6 a v6 neighbour and onlink route, the
+ * FDB entry shared (ipv6.ts). DirectRouting decides per family: IPv6 goes direct only when the peer's
+ * publicIP6 is on this node's IPv6 underlay prefix, otherwise through the tunnel.
+ *
  * The device sends outer UDP checksums of zero (`noudpcsum`, the kernel and flannel default) and
  * keeps tx checksum offload on; why (and why not `udpcsum`) is in docs/design/vxlan-checksum.md.
  */
@@ -19,6 +24,7 @@ import type { VxlanBackendConfig } from '../model/cluster-config.js';
 import { contains, isMac } from '../net/ipv4.js';
 import { vtepMacForIPv4, vtepMacForNode } from '../net/mac.js';
 import { hostGwRoute, isPeerError } from './hostgw.js';
+import { hostGwRoute6, isRoute6, onUnderlay6, screenPeers6, vxlanAddress6, vxlanObjects6 } from './ipv6.js';
 import { screenPeers } from './peer-screen.js';
 import type {
   Backend,
@@ -26,9 +32,11 @@ import type {
   FdbSpec,
   LocalNode,
   NeighSpec,
+  NeighSpec6,
   Peer,
   PeerError,
   RouteSpec,
+  RouteSpec6,
   VxlanLinkSpec,
 } from './types.js';
 
@@ -95,23 +103,43 @@ export const vxlanBackend: Backend<VxlanBackendConfig> = {
     const neighbours: NeighSpec[] = [];
     const fdb: FdbSpec[] = [];
     const routes: RouteSpec[] = [];
+    const neighbours6: NeighSpec6[] = [];
+    const routes6: RouteSpec6[] = [];
+    const screened6 = screenPeers6(local, screened.accepted);
+    errors.push(...screened6.errors);
+    const serve6 = new Set(screened6.accepted);
     for (const peer of screened.accepted) {
+      let direct: RouteSpec | undefined;
       if (config.directRouting && contains(local.underlayCidr, peer.publicIP)) {
-        const direct = hostGwRoute(local, peer);
-        if (!isPeerError(direct)) {
-          routes.push(direct);
-          continue;
-        }
+        const r = hostGwRoute(local, peer);
+        if (!isPeerError(r)) direct = r;
       }
+      const v6 = serve6.has(peer);
+      let direct6: RouteSpec6 | undefined;
+      if (v6 && config.directRouting && onUnderlay6(local, peer)) {
+        const r = hostGwRoute6(local, peer);
+        if (isRoute6(r)) direct6 = r;
+      }
+      if (direct) routes.push(direct);
+      if (direct6) routes6.push(direct6);
+      // IPv6 of a peer off the IPv6 underlay goes through the tunnel, whatever IPv4 does.
+      if (direct && (!v6 || direct6)) continue;
       const mac = peerVtepMac(peer, config.vni);
       if (typeof mac !== 'string') {
         errors.push(mac);
         continue;
       }
-      const gateway = peer.subnet.network;
-      neighbours.push({ dev: link.name, ip: gateway, mac });
       fdb.push({ dev: link.name, mac, dst: peer.publicIP });
-      routes.push({ dst: peer.subnet, via: gateway, dev: link.name, onlink: true });
+      if (!direct) {
+        const gateway = peer.subnet.network;
+        neighbours.push({ dev: link.name, ip: gateway, mac });
+        routes.push({ dst: peer.subnet, via: gateway, dev: link.name, onlink: true });
+      }
+      if (v6 && !direct6) {
+        const o = vxlanObjects6(peer, link.name, mac);
+        neighbours6.push(o.neighbour);
+        routes6.push(o.route);
+      }
     }
     return {
       links: [link],
@@ -119,6 +147,9 @@ export const vxlanBackend: Backend<VxlanBackendConfig> = {
       neighbours,
       fdb,
       routes,
+      addresses6: vxlanAddress6(local, link.name),
+      neighbours6,
+      routes6,
       errors,
     };
   },

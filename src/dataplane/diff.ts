@@ -13,9 +13,16 @@
 import { VETH_PREFIX } from '../common/constants.js';
 import type { DesiredState, LinkSpec } from '../backends/types.js';
 import { formatCidr, formatIPv4 } from '../net/ipv4.js';
+import { formatIp, type Ip, type IpPrefix } from '../net/ip.js';
 import {
   InvalidSpecError,
+  ROUTE6_METRIC,
   renderAddr,
+  renderAddr6,
+  renderNeighDel6,
+  renderNeighReplace6,
+  renderRoute6,
+  renderRouteDel6,
   renderFdb,
   renderLinkAdd,
   renderLinkDel,
@@ -25,7 +32,7 @@ import {
   renderRoute,
   renderRouteDel,
 } from './render-ip.js';
-import type { ActualState, KernelCommand, ObservedLink, ObservedRoute } from './state.js';
+import type { ActualState, KernelCommand, ObservedLink, ObservedRoute, ObservedRoute6 } from './state.js';
 
 export interface DiffResult {
   /** In execution order. */
@@ -58,6 +65,24 @@ const addrKey = (a: { dev: string; address: number; prefix: number }) => `${a.de
 const neighKey = (n: { dev: string; ip: number }) => `${n.dev} ${n.ip}`;
 const fdbKey = (f: { dev: string; mac: string; dst: number }) => `${f.dev} ${f.mac} ${f.dst}`;
 const routeKey = (r: { dst: { network: number; prefix: number } }, metric: number) => `${r.dst.network}/${r.dst.prefix} ${metric}`;
+
+const addrKey6 = (a: { dev: string; address: Ip; prefix: number }) => `${a.dev} ${a.address.family}:${a.address.value}/${a.prefix}`;
+const neighKey6 = (n: { dev: string; ip: Ip }) => `${n.dev} ${n.ip.family}:${n.ip.value}`;
+const routeKey6 = (r: { dst: IpPrefix }, metric: number) => `${r.dst.family}:${r.dst.network}/${r.dst.prefix} ${metric}`;
+const sameIp = (a: Ip, b: Ip) => a.family === b.family && a.value === b.value;
+/** For messages only: never throws on a malformed value. */
+const showIp = (a: Ip) => {
+  try {
+    return formatIp(a);
+  } catch {
+    return String(a.value);
+  }
+};
+const showPrefix = (p: IpPrefix) => `${showIp({ family: p.family, value: p.network })}/${p.prefix}`;
+
+export function isOwnedRoute6(r: ObservedRoute6): boolean {
+  return !(r.via === undefined && r.dev !== undefined && r.dev.startsWith(VETH_PREFIX));
+}
 
 export function computeDiff(desired: DesiredState, actual: ActualState): DiffResult {
   const rejected: string[] = [];
@@ -168,6 +193,51 @@ export function computeDiff(desired: DesiredState, actual: ActualState): DiffRes
   }
   for (const a of owned) {
     if (!desiredRoutes.has(routeKey(a, a.metric))) emit(removals.route, `route ${formatCidr(a.dst)}`, () => renderRouteDel(a));
+  }
+
+  // IPv6: the same rules, own lists (v4 lines above are unchanged by dual stack). The kernel-made
+  // link-local address is never read as ours; routes are keyed by destination and metric (1024).
+  const actualAddrs6 = new Set(actual.addresses6.filter((a) => alive(a.dev)).map(addrKey6));
+  const desiredAddrs6 = new Set<string>();
+  for (const d of desired.addresses6) {
+    const key = addrKey6(d);
+    const what = `address ${showIp(d.address)}/${d.prefix} on ${d.dev}`;
+    if (!unique(`addr6 ${key}`, what)) continue;
+    desiredAddrs6.add(key);
+    if (!actualAddrs6.has(key)) emit(creates.addr, what, () => renderAddr6('replace', d));
+  }
+  for (const a of actual.addresses6) {
+    if (alive(a.dev) && !desiredAddrs6.has(addrKey6(a))) emit(removals.addr, `address on ${a.dev}`, () => renderAddr6('del', a));
+  }
+  const actualNeigh6 = new Map(actual.neighbours6.filter((n) => alive(n.dev)).map((n) => [neighKey6(n), n]));
+  const desiredNeigh6 = new Set<string>();
+  for (const d of desired.neighbours6) {
+    const key = neighKey6(d);
+    const what = `neighbour ${showIp(d.ip)} on ${d.dev}`;
+    if (!unique(`neigh6 ${key}`, what)) continue;
+    desiredNeigh6.add(key);
+    const a = actualNeigh6.get(key);
+    if (a === undefined || !a.permanent || a.mac !== d.mac) emit(creates.neigh, what, () => renderNeighReplace6(d));
+  }
+  for (const a of actualNeigh6.values()) {
+    if (a.permanent && !desiredNeigh6.has(neighKey6(a))) emit(removals.neigh, `neighbour on ${a.dev}`, () => renderNeighDel6(a));
+  }
+  const owned6 = actual.routes6.filter((r) => isOwnedRoute6(r) && alive(r.dev));
+  const actualRoutes6 = new Map(owned6.map((r) => [routeKey6(r, r.metric), r]));
+  const desiredRoutes6 = new Set<string>();
+  for (const d of desired.routes6) {
+    const key = routeKey6(d, ROUTE6_METRIC);
+    const what = `route ${showPrefix(d.dst)}`;
+    if (!unique(`route6 ${key}`, what)) continue;
+    desiredRoutes6.add(key);
+    const a = actualRoutes6.get(key);
+    if (a === undefined) emit(creates.route, what, () => renderRoute6('add', d));
+    else if (a.type !== 'unicast' || a.via === undefined || !sameIp(a.via, d.via) || a.dev !== d.dev || a.onlink !== d.onlink) {
+      emit(creates.route, what, () => renderRoute6('replace', d));
+    }
+  }
+  for (const a of owned6) {
+    if (!desiredRoutes6.has(routeKey6(a, a.metric))) emit(removals.route, `route ${showPrefix(a.dst)}`, () => renderRouteDel6(a));
   }
 
   const commands = [

@@ -4,13 +4,19 @@
  * depends on: `link del` takes the link's addresses, neighbours, FDB entries and routes with it;
  * `route add` refuses a destination that already has a route of any protocol; a failing `neigh`
  * line ends the whole `ip` batch, as the real `ip` does (it exits), while other failing lines are
- * skipped (`-force`). Tests may edit `state` directly to model hand changes and foreign objects.
+ * skipped (`-force`). IPv6 addresses, neighbours and routes (the family from the line's addresses, as
+ * `ip -batch` does; an IPv6 route without a metric gets 1024) are held in their own lists. Tests may edit `state` directly to model hand changes and foreign objects.
  */
 import { ROUTE_PROTO, VXLAN_DEVICE_PREFIX } from '../common/constants.js';
 import { parseCidr, parseIPv4, type Cidr } from '../net/ipv4.js';
-import type { ActualState, KernelPort, LineFailure, ObservedLink, ObservedNeigh, ObservedRoute, Program } from './state.js';
+import { ipEquals, parseIpOf, parsePrefixOf, type Ip, type IpPrefix } from '../net/ip.js';
+import type { ActualState, KernelPort, LineFailure, ObservedLink, ObservedNeigh, ObservedNeigh6, ObservedRoute, ObservedRoute6, Program } from './state.js';
 
 export interface FakeRoute extends ObservedRoute {
+  readonly proto: number;
+}
+
+export interface FakeRoute6 extends ObservedRoute6 {
   readonly proto: number;
 }
 
@@ -20,6 +26,9 @@ export interface FakeState {
   neighbours: ObservedNeigh[];
   fdb: { dev: string; mac: string; dst: number }[];
   routes: FakeRoute[];
+  addresses6: { dev: string; address: Ip; prefix: number; nodad: boolean }[];
+  neighbours6: ObservedNeigh6[];
+  routes6: FakeRoute6[];
 }
 
 class LineError extends Error {
@@ -32,7 +41,7 @@ class LineError extends Error {
 }
 
 export class FakeKernel implements KernelPort {
-  state: FakeState = { links: [], addresses: [], neighbours: [], fdb: [], routes: [] };
+  state: FakeState = { links: [], addresses: [], neighbours: [], fdb: [], routes: [], addresses6: [], neighbours6: [], routes6: [] };
   /** Lines matching any of these fail with "injected failure". */
   failOn: RegExp[] = [];
   /** Every batch executed: [program, lines]. */
@@ -52,6 +61,11 @@ export class FakeKernel implements KernelPort {
       neighbours: clone(this.state.neighbours.filter((n) => ours.has(n.dev))),
       fdb: clone(this.state.fdb.filter((f) => ours.has(f.dev))),
       routes: this.state.routes
+        .filter((r) => r.proto === ROUTE_PROTO)
+        .map(({ proto: _proto, ...r }) => clone(r)),
+      addresses6: this.state.addresses6.filter((a) => ours.has(a.dev)).map(({ nodad: _nodad, ...a }) => clone(a)),
+      neighbours6: clone(this.state.neighbours6.filter((n) => ours.has(n.dev))),
+      routes6: this.state.routes6
         .filter((r) => r.proto === ROUTE_PROTO)
         .map(({ proto: _proto, ...r }) => clone(r)),
     };
@@ -119,6 +133,32 @@ export class FakeKernel implements KernelPort {
       s.neighbours = s.neighbours.filter((n) => n.dev !== name);
       s.fdb = s.fdb.filter((f) => f.dev !== name);
       s.routes = s.routes.filter((r) => r.dev !== name);
+      s.addresses6 = s.addresses6.filter((a) => a.dev !== name);
+      s.neighbours6 = s.neighbours6.filter((n) => n.dev !== name);
+      s.routes6 = s.routes6.filter((r) => r.dev !== name);
+    } else if (obj === 'address' && (w[2] ?? '').includes(':')) {
+      const dev = this.link(arg('dev')).name;
+      const c = parsePrefixOf(6, w[2] as string) ?? fail('Error: any valid prefix is expected');
+      const same = (a: FakeState['addresses6'][number]) => a.dev === dev && ipEquals(a.address, c.address) && a.prefix === c.prefix;
+      const exists = this.state.addresses6.some(same);
+      if (op === 'replace' && !exists) this.state.addresses6.push({ dev, address: c.address, prefix: c.prefix, nodad: w.includes('nodad') });
+      else if (op === 'del') {
+        if (!exists) throw new LineError('RTNETLINK answers: Cannot assign requested address');
+        this.state.addresses6 = this.state.addresses6.filter((a) => !same(a));
+      }
+    } else if (obj === 'neigh' && (w[2] ?? '').includes(':')) {
+      try {
+        const dev = this.link(arg('dev')).name;
+        const addr = parseIpOf(6, w[2] as string) ?? fail(`Error: inet6 address is expected rather than "${w[2]}".`);
+        const rest = this.state.neighbours6.filter((n) => !(n.dev === dev && ipEquals(n.ip, addr)));
+        if (op === 'del' && rest.length === this.state.neighbours6.length) throw new LineError('RTNETLINK answers: No such file or directory');
+        if (op === 'replace') rest.push({ dev, ip: addr, mac: arg('lladdr') as string, permanent: true });
+        this.state.neighbours6 = rest;
+      } catch (e) {
+        throw e instanceof LineError ? new LineError(e.message, true) : e;
+      }
+    } else if (obj === 'route' && w.slice(2, 4).some((x) => x.includes(':'))) {
+      this.route6(op, w);
     } else if (obj === 'address') {
       const dev = this.link(arg('dev')).name;
       const c = parseCidr(w[2] as string) ?? fail('bad address');
@@ -169,6 +209,33 @@ export class FakeKernel implements KernelPort {
     if (op === 'add' && i >= 0) throw new LineError('RTNETLINK answers: File exists');
     if (i >= 0) this.state.routes[i] = route;
     else this.state.routes.push(route);
+  }
+
+  /** IPv6 routes: no metric means 1024, as in the kernel. */
+  private route6(op: string | undefined, w: string[]): void {
+    const arg = (key: string): string | undefined => {
+      const i = w.indexOf(key, 2);
+      return i < 0 ? undefined : w[i + 1];
+    };
+    const hasType = op === 'del' && !(w[2] ?? '').includes(':');
+    const p = parsePrefixOf(6, w[hasType ? 3 : 2] ?? '', true) ?? fail(`Error: invalid prefix "${w[hasType ? 3 : 2]}"`);
+    const dst: IpPrefix = { family: 6, network: p.network, prefix: p.prefix };
+    const metric = Number(arg('metric') ?? 1024);
+    const proto = Number(arg('proto') ?? 3);
+    const sameKey = (r: FakeRoute6) => r.dst.network === dst.network && r.dst.prefix === dst.prefix && r.metric === metric;
+    if (op === 'del') {
+      const i = this.state.routes6.findIndex((r) => sameKey(r) && r.proto === proto);
+      if (i < 0) throw new LineError('RTNETLINK answers: No such process');
+      this.state.routes6.splice(i, 1);
+      return;
+    }
+    const dev = this.link(arg('dev')).name;
+    const via = parseIpOf(6, arg('via') ?? '') ?? fail(`Error: inet6 address is expected rather than "${arg('via')}".`);
+    const route: FakeRoute6 = { dst, type: 'unicast', via, dev, onlink: w.includes('onlink'), metric, proto };
+    const i = this.state.routes6.findIndex(sameKey);
+    if (op === 'add' && i >= 0) throw new LineError('RTNETLINK answers: File exists');
+    if (i >= 0) this.state.routes6[i] = route;
+    else this.state.routes6.push(route);
   }
 
   private bridge(w: string[]): void {

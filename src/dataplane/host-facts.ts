@@ -52,3 +52,10 @@ export const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 export function proxyArpPath(link: string): string {
   return `/proc/sys/net/ipv4/conf/${link}/proxy_arp`;
 }
+
+/**
+ * IPv6 forwarding, set when the node has an IPv6 pod subnet. Note: with forwarding on, the kernel
+ * ignores router advertisements unless accept_ra=2 (a node that takes its IPv6 underlay address
+ * from SLAAC needs accept_ra=2 on that interface, as with every IPv6 router).
+ */
+export const IPV6_FORWARD = '/proc/sys/net/ipv6/conf/all/forwarding';

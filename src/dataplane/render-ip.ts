@@ -4,9 +4,10 @@
  * or MAC from a peer's lease must never be able to add words or lines to it.
  */
 import { ROUTE_PROTO } from '../common/constants.js';
-import type { AddrSpec, FdbSpec, LinkSpec, NeighSpec, RouteSpec } from '../backends/types.js';
+import type { AddrSpec, AddrSpec6, FdbSpec, LinkSpec, NeighSpec6, NeighSpec, RouteSpec, RouteSpec6 } from '../backends/types.js';
 import { formatCidr, formatIPv4, isMac, maskOf, type Cidr } from '../net/ipv4.js';
-import type { KernelCommand, ObservedRoute } from './state.js';
+import { formatIp, formatPrefix, prefixMask, type Ip, type IpPrefix } from '../net/ip.js';
+import type { KernelCommand, ObservedRoute, ObservedRoute6 } from './state.js';
 
 export class InvalidSpecError extends Error {
   readonly code = 'invalid-spec';
@@ -115,4 +116,53 @@ const ROUTE_TYPES = new Set(['unicast', 'local', 'broadcast', 'multicast', 'thro
 function checkRouteType(t: string): string {
   if (!ROUTE_TYPES.has(t)) throw new InvalidSpecError(`invalid route type ${JSON.stringify(t)}`);
   return t;
+}
+
+/*
+ * IPv6 lines. `ip -batch` takes no per-line `-6`; the family comes from the addresses in the line.
+ * The kernel gives an IPv6 route without a metric the metric 1024, which is the one desired.
+ */
+export const ROUTE6_METRIC = 1024;
+const MAX_V6 = (1n << 128n) - 1n;
+
+export function checkIPv6(a: Ip, what = 'address'): string {
+  if (a.family !== 6 || typeof a.value !== 'bigint' || a.value < 0n || a.value > MAX_V6) throw new InvalidSpecError(`invalid IPv6 ${what}`);
+  return formatIp(a);
+}
+
+function checkPrefix6(p: IpPrefix): string {
+  checkIPv6({ family: p.family, value: p.network }, 'network');
+  checkInt(p.prefix, 0, 128, 'prefix');
+  if ((p.network & prefixMask(6, p.prefix)) !== p.network) throw new InvalidSpecError(`${formatPrefix(p)} has host bits set`);
+  return formatPrefix(p);
+}
+
+/** `nodad`: duplicate address detection would hold the address tentative (unusable) for a second. */
+export function renderAddr6(op: 'replace' | 'del', a: AddrSpec6): KernelCommand {
+  const words = ['address', op, `${checkIPv6(a.address)}/${checkInt(a.prefix, 0, 128, 'prefix')}`, 'dev', checkIfName(a.dev)];
+  if (op === 'replace') words.push('nodad');
+  return ip('addr', words);
+}
+
+export function renderNeighReplace6(n: NeighSpec6): KernelCommand {
+  return ip('neigh', ['neigh', 'replace', checkIPv6(n.ip), 'lladdr', checkMac(n.mac), 'dev', checkIfName(n.dev), 'nud', 'permanent']);
+}
+
+export function renderNeighDel6(n: Pick<NeighSpec6, 'ip' | 'dev'>): KernelCommand {
+  return ip('neigh', ['neigh', 'del', checkIPv6(n.ip), 'dev', checkIfName(n.dev)]);
+}
+
+export function renderRoute6(op: 'add' | 'replace', r: RouteSpec6): KernelCommand {
+  const words = ['route', op, checkPrefix6(r.dst), 'via', checkIPv6(r.via, 'gateway'), 'dev', checkIfName(r.dev)];
+  if (r.onlink) words.push('onlink');
+  words.push('proto', String(ROUTE_PROTO));
+  return ip('route', words);
+}
+
+/** Deletes exactly the observed IPv6 route: destination, type, metric and protocol 84. */
+export function renderRouteDel6(r: ObservedRoute6): KernelCommand {
+  const words = ['route', 'del'];
+  if (r.type !== 'unicast') words.push(checkRouteType(r.type));
+  words.push(checkPrefix6(r.dst), 'proto', String(ROUTE_PROTO), 'metric', checkInt(r.metric, 0, 0xffffffff, 'metric'));
+  return ip('route', words);
 }

@@ -2,8 +2,9 @@
  * What the reconciler sees of the kernel (only the agent's own objects: `twill.*` links and what is
  * on them, and routes of the agent's protocol 84) and the port it reads and writes the kernel through.
  */
-import type { AddrSpec, FdbSpec, NeighSpec } from '../backends/types.js';
+import type { AddrSpec, AddrSpec6, FdbSpec, NeighSpec, NeighSpec6 } from '../backends/types.js';
 import type { Cidr } from '../net/ipv4.js';
+import type { Ip, IpPrefix } from '../net/ip.js';
 
 export interface ObservedVxlan {
   readonly vni: number;
@@ -40,6 +41,20 @@ export interface ObservedRoute {
   readonly metric: number;
 }
 
+export interface ObservedNeigh6 extends NeighSpec6 {
+  readonly permanent: boolean;
+}
+
+/** An IPv6 route with the agent's protocol (84) in the main table (`ip -6 route show proto 84`). */
+export interface ObservedRoute6 {
+  readonly dst: IpPrefix;
+  readonly type: string;
+  readonly via: Ip | undefined;
+  readonly dev: string | undefined;
+  readonly onlink: boolean;
+  readonly metric: number;
+}
+
 export interface ActualState {
   readonly links: readonly ObservedLink[];
   /** IPv4 addresses on our links. */
@@ -50,6 +65,12 @@ export interface ActualState {
   readonly fdb: readonly FdbSpec[];
   /** Every route of the agent's protocol (84) in the main table. */
   readonly routes: readonly ObservedRoute[];
+  /** IPv6 addresses on our links, link-local ones (the kernel's) left out. */
+  readonly addresses6: readonly AddrSpec6[];
+  /** IPv6 neighbours on our links. */
+  readonly neighbours6: readonly ObservedNeigh6[];
+  /** Every IPv6 route of the agent's protocol (84) in the main table. */
+  readonly routes6: readonly ObservedRoute6[];
 }
 
 export type Program = 'ip' | 'bridge';
