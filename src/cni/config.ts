@@ -13,8 +13,18 @@ export interface RouteConf {
   gw?: string;
 }
 
+/** One range of host-local's `ipam.ranges` shape. */
+export interface RangeConf {
+  subnet: string;
+  rangeStart?: string;
+  rangeEnd?: string;
+  gateway?: string;
+}
+
 export interface IpamConf {
   type: string;
+  /** host-local's shape: one range set per address family (dual stack: one IPv4, one IPv6). */
+  ranges?: RangeConf[][];
   subnet?: string;
   rangeStart?: string;
   rangeEnd?: string;
@@ -102,6 +112,17 @@ function ipam(v: unknown): void {
   for (const k of ['type']) str(v, k, 'ipam.', true);
   for (const k of ['subnet', 'rangeStart', 'rangeEnd', 'gateway', 'dataDir', 'subnetFile']) str(v, k, 'ipam.', false);
   for (const k of ['dataDir', 'subnetFile']) absPath(v, k, 'ipam.');
+  if (v.ranges !== undefined) {
+    if (!Array.isArray(v.ranges) || v.ranges.length === 0) fail('ipam.ranges', 'a non-empty list of range sets', v.ranges);
+    v.ranges.forEach((set: unknown, i) => {
+      if (!Array.isArray(set) || set.length === 0) fail(`ipam.ranges.${i}`, 'a non-empty list of ranges {subnet, rangeStart?, rangeEnd?, gateway?}', set);
+      set.forEach((r: unknown, j) => {
+        if (!isObj(r)) fail(`ipam.ranges.${i}.${j}`, 'an object', r);
+        str(r, 'subnet', `ipam.ranges.${i}.${j}.`, true);
+        for (const k of ['rangeStart', 'rangeEnd', 'gateway']) str(r, k, `ipam.ranges.${i}.${j}.`, false);
+      });
+    });
+  }
   if (v.routes === undefined) return;
   if (!Array.isArray(v.routes)) fail('ipam.routes', 'a list of {dst, gw?}', v.routes);
   v.routes.forEach((r: unknown, i) => {

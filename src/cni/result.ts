@@ -1,6 +1,7 @@
 /**
  * CNI results: one internal shape, converted to the wire format of the requested version.
- * 0.3.x/0.4.0 carry `ips[].version`; 1.0.0 drops it; 1.1.0 adds `interfaces[].mtu`.
+ * 0.3.x/0.4.0 carry `ips[].version` ("4" or "6", from the address); 1.0.0 drops it; 1.1.0 adds
+ * `interfaces[].mtu`. A dual-stack result is two `ips[]` entries (IPv4 first) and both default routes.
  */
 import type { CniVersion } from '../common/constants.js';
 
@@ -61,7 +62,7 @@ export function toWire(result: CniResult, version: CniVersion): Record<string, u
   if (result.ips) {
     out.ips = result.ips.map((ip) => {
       const o: Record<string, unknown> = {};
-      if (legacy) o.version = '4';
+      if (legacy) o.version = ip.address.includes(':') ? '6' : '4';
       o.address = ip.address;
       if (ip.gateway !== undefined) o.gateway = ip.gateway;
       if (ip.interface !== undefined) o.interface = ip.interface;

@@ -205,3 +205,45 @@ describe('allocate: failures of the store', () => {
     assert.deepEqual(s.list(), [], 'nothing is reserved');
   });
 });
+
+describe('allocate (IPv6, bigint ranges)', () => {
+  const base = 0xfd000010024400010000000000000000n; // fd00:10:244:1::/64
+  const range64: Range<bigint> = { first: base + 1n, last: base + 0xffffffffffffffffn, exclude: [base + 1n] };
+
+  it('a /64: next after the last, never the gateway, no scan of 2^64', () => {
+    const s = new MemoryIpamStore<bigint>();
+    const t0 = Date.now();
+    const got = Array.from({ length: 1000 }, (_, i) => allocate(s, range64, att(i)).ip);
+    assert.ok(Date.now() - t0 < 2000);
+    assert.equal(got[0], base + 2n);
+    assert.equal(got[999], base + 1001n);
+    assert.equal(new Set(got).size, 1000);
+    // Released addresses are not reused at once: the next one follows the last handed out.
+    release(s, att(0));
+    assert.equal(allocate(s, range64, att('x')).ip, base + 1002n);
+  });
+
+  it('wraps at the end of the range and skips taken addresses', () => {
+    const s = new MemoryIpamStore<bigint>();
+    const r: Range<bigint> = { first: base + 1n, last: base + 3n, exclude: [base + 1n] };
+    assert.equal(allocate(s, r, att('a')).ip, base + 2n);
+    assert.equal(allocate(s, r, att('b')).ip, base + 3n);
+    release(s, att('a'));
+    assert.equal(allocate(s, r, att('c')).ip, base + 2n);
+    assert.throws(() => allocate(s, r, att('d')), (e: unknown) => e instanceof TwillError && e.code === ErrorCode.RangeExhausted && /fd00:10:244:1::1-fd00:10:244:1::3/.test(e.message));
+  });
+
+  it('candidates are bounded whatever the range size', () => {
+    let n = 0;
+    for (const c of candidates(range64, range64.last - 5n, 100)) {
+      assert.ok(c >= range64.first && c <= range64.last);
+      n++;
+    }
+    // Wrapped after the last 5, then the gateway (excluded) and onwards: 99 of the 100 tried.
+    assert.equal(n, 99);
+  });
+
+  it('IPv4 keeps its number path (same order as before)', () => {
+    assert.deepEqual([...candidates({ first: 10, last: 14, exclude: [10] }, 12)], [13, 14, 11, 12]);
+  });
+});

@@ -2,34 +2,64 @@
  * The IPAM logic over an `IpamStore`: allocate, release, garbage-collect. Pure apart from the store.
  */
 import { ErrorCode, TwillError } from '../common/errors.js';
+import { formatIp } from '../net/ip.js';
 import { formatIPv4 } from '../net/ipv4.js';
-import { sameAttachment, attachmentKey, type Attachment, type IpamStore, type Reservation } from './types.js';
+import { sameAttachment, attachmentKey, type Addr, type Attachment, type IpamStore, type Reservation } from './types.js';
 
-export interface Range {
-  first: number;
-  last: number;
+/** An inclusive range of one family: `number` for IPv4, `bigint` (an `Ip` value of family 6) for IPv6. */
+export interface Range<A extends Addr = number> {
+  first: A;
+  last: A;
   /** Addresses never handed out (the gateway). */
-  exclude: readonly number[];
+  exclude: readonly A[];
+}
+
+/**
+ * How many candidates one allocation tries at most. Candidates start after the last address handed
+ * out, so in a large range (an IPv6 /64 holds 2^64) the ones tried are the reserved run behind that
+ * hint: far fewer than this on any node. A range is never scanned whole beyond this bound; when
+ * every tried candidate is taken the allocation fails with code 100 (range exhausted).
+ */
+export const MAX_CANDIDATES = 1 << 20;
+
+function show(a: Addr): string {
+  return typeof a === 'bigint' ? formatIp({ family: 6, value: a }) : formatIPv4(a);
 }
 
 /**
  * Candidate order: round-robin from the address after the last one handed out, wrapping once,
- * so a just-released address is not reused at once (host-local does the same).
+ * so a just-released address is not reused at once (host-local does the same). At most
+ * `MAX_CANDIDATES` addresses, whatever the range's size.
  */
-export function* candidates(range: Range, lastReserved: number | undefined): Generator<number> {
-  const count = range.last - range.first + 1;
-  let start = 0;
-  if (lastReserved !== undefined && lastReserved >= range.first && lastReserved <= range.last) {
-    start = lastReserved - range.first + 1;
+export function* candidates<A extends Addr>(range: Range<A>, lastReserved: A | undefined, limit = MAX_CANDIDATES): Generator<A> {
+  if (typeof range.first === 'number') {
+    // IPv4: plain numbers (the hot path of every IPv4 ADD).
+    const r = range as unknown as Range<number>;
+    const last = lastReserved as number | undefined;
+    const count = r.last - r.first + 1;
+    let start = 0;
+    if (last !== undefined && last >= r.first && last <= r.last) start = last - r.first + 1;
+    const n = Math.min(count, limit);
+    for (let i = 0; i < n; i++) {
+      const ip = r.first + ((start + i) % count);
+      if (!r.exclude.includes(ip)) yield ip as A;
+    }
+    return;
   }
-  for (let i = 0; i < count; i++) {
-    const ip = range.first + ((start + i) % count);
-    if (!range.exclude.includes(ip)) yield ip;
+  const r = range as unknown as Range<bigint>;
+  const last = lastReserved as bigint | undefined;
+  const count = r.last - r.first + 1n;
+  let start = 0n;
+  if (last !== undefined && last >= r.first && last <= r.last) start = last - r.first + 1n;
+  const n = count < BigInt(limit) ? count : BigInt(limit);
+  for (let i = 0n; i < n; i++) {
+    const ip = r.first + ((start + i) % count);
+    if (!r.exclude.includes(ip)) yield ip as A;
   }
 }
 
 /** Same attachment twice gets the same address; otherwise the next free one. */
-export function allocate(store: IpamStore, range: Range, owner: Attachment): { ip: number; existing: boolean } {
+export function allocate<A extends Addr>(store: IpamStore<A>, range: Range<A>, owner: Attachment): { ip: A; existing: boolean } {
   const known = store.lookup(owner);
   if (known !== undefined) {
     const holder = store.ownerOf(known);
@@ -47,14 +77,14 @@ export function allocate(store: IpamStore, range: Range, owner: Attachment): { i
   store.setLookup(owner, undefined);
   throw new TwillError(
     ErrorCode.RangeExhausted,
-    `no free address in ${formatIPv4(range.first)}-${formatIPv4(range.last)}: every address is reserved`,
+    `no free address in ${show(range.first)}-${show(range.last)}: every address tried is reserved`,
   );
 }
 
 /** Releases whatever `owner` holds. Idempotent: nothing held is success. Returns the released address. */
-export function release(store: IpamStore, owner: Attachment): number | undefined {
+export function release<A extends Addr>(store: IpamStore<A>, owner: Attachment): A | undefined {
   const known = store.lookup(owner);
-  let released: number | undefined;
+  let released: A | undefined;
   if (known !== undefined && store.release(known, owner)) released = known;
   if (released === undefined) {
     // The index may be missing (an ADD killed between record and index): fall back to a scan.
@@ -67,11 +97,11 @@ export function release(store: IpamStore, owner: Attachment): number | undefined
 }
 
 /** Releases every reservation (and index entry) whose attachment is not in `valid`. */
-export function collectGarbage(store: IpamStore, valid: readonly Attachment[]): Reservation[] {
+export function collectGarbage<A extends Addr>(store: IpamStore<A>, valid: readonly Attachment[]): Array<Reservation<A>> {
   // Sweep first: a release claim left by a killed process blocks its record until it is swept.
   store.sweepTemporary();
   const keep = new Set(valid.map(attachmentKey));
-  const released: Reservation[] = [];
+  const released: Array<Reservation<A>> = [];
   for (const r of store.list()) {
     if (!keep.has(attachmentKey(r)) && store.release(r.ip, r)) released.push(r);
   }
@@ -82,7 +112,7 @@ export function collectGarbage(store: IpamStore, valid: readonly Attachment[]): 
 }
 
 /** The reservation of `owner` at `ip`, as CHECK wants it confirmed. */
-export function holds(store: IpamStore, ip: number, owner: Attachment): boolean {
+export function holds<A extends Addr>(store: IpamStore<A>, ip: A, owner: Attachment): boolean {
   const holder = store.ownerOf(ip);
   return holder !== undefined && sameAttachment(holder, owner);
 }

@@ -7,7 +7,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { allocate, collectGarbage, release } from './allocator.js';
-import { FsIpamStore } from './fs-store.js';
+import { FsIpamStore, V6_CODEC } from './fs-store.js';
 import { att, ip, ipamStoreContract, SMALL } from './store-contract.test.js';
 
 const root = fs.mkdtempSync(path.join(tmpdir(), 'twill-fs-store-test-'));
@@ -293,5 +293,44 @@ process.stdout.write(JSON.stringify(got) + '\\n');
     assert.deepEqual(tmpFiles(storeDir), [], 'no temporary files left by the racers');
     assert.ok(seenContents.length > 0, 'the reader saw records while the race ran');
     for (const c of seenContents) assert.match(c, /^p\d+-\d+\neth0\n$/, `half-written record: ${JSON.stringify(c)}`);
+  });
+});
+
+describe('FsIpamStore, IPv6 (dual stack)', () => {
+  const base = 0xfd000010024400010000000000000000n; // fd00:10:244:1::
+  it('records under the RFC 5952 name, own index and hint; shares the directory with IPv4, each sees only its family', () => {
+    const dataDir = freshDataDir();
+    const s4 = FsIpamStore.open(dataDir, 'net');
+    const s6 = FsIpamStore.open(dataDir, 'net', V6_CODEC);
+    const owner = att('c1');
+    const range6 = { first: base + 1n, last: base + 0xffffffffffffffffn, exclude: [base + 1n] };
+    assert.equal(allocate(s4, { first: ip('10.244.1.1'), last: ip('10.244.1.254'), exclude: [ip('10.244.1.1')] }, owner).ip, ip('10.244.1.2'));
+    assert.equal(allocate(s6, range6, owner).ip, base + 2n);
+    const dir = path.join(dataDir, 'net');
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['10.244.1.2', 'by-attachment', 'by-attachment-v6', 'fd00:10:244:1::2', 'last_reserved_ip', 'last_reserved_ip.v6'].sort());
+    assert.equal(fs.readFileSync(path.join(dir, 'fd00:10:244:1::2'), 'utf8'), `${owner.containerId}\n${owner.ifName}\n`);
+    assert.equal(fs.readlinkSync(path.join(dir, 'by-attachment-v6', `${owner.containerId}@${owner.ifName}`)), 'fd00:10:244:1::2');
+    assert.deepEqual(s4.list().map((r) => r.ip), [ip('10.244.1.2')]);
+    assert.deepEqual(s6.list().map((r) => r.ip), [base + 2n]);
+    assert.equal(s6.lastReserved(), base + 2n);
+    // A fresh handle (another plugin process) continues after the hint and finds the index.
+    const again = FsIpamStore.openExisting(dataDir, 'net', V6_CODEC);
+    assert.deepEqual(again && allocate(again, range6, owner), { ip: base + 2n, existing: true });
+    assert.equal(again && allocate(again, range6, att('c2')).ip, base + 3n);
+    // GC and release per family.
+    assert.deepEqual(collectGarbage(s6, [owner]).map((r) => r.ip), [base + 3n]);
+    assert.equal(release(s6, owner), base + 2n);
+    assert.deepEqual(s6.list(), []);
+    assert.deepEqual(s4.list().map((r) => r.ip), [ip('10.244.1.2')]);
+  });
+
+  it('a non-canonical IPv6 file name is not a record (only the RFC 5952 spelling counts)', () => {
+    const dataDir = freshDataDir();
+    const s6 = FsIpamStore.open(dataDir, 'net', V6_CODEC);
+    fs.writeFileSync(path.join(dataDir, 'net', 'FD00:10:244:1:0::9'), 'x\neth0\n');
+    assert.deepEqual(s6.list(), []);
+    assert.equal(V6_CODEC.parse('fd00:10:244:1::9'), base + 9n);
+    assert.equal(V6_CODEC.parse('fd00:10:244:1:0:0:0:9'), undefined);
+    assert.equal(V6_CODEC.parse('10.244.1.9'), undefined);
   });
 });

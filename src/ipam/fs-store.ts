@@ -7,6 +7,11 @@
  *   <dataDir>/<network>/.tmp-<pid>-<time>-<random>  a write in progress (unique across processes and restarts)
  *   <dataDir>/<network>/.tmp-rel-<a.b.c.d>-<inode>  a release in progress: a claim on one record
  *
+ * IPv6 (dual stack) shares the directory with its own names: records under the canonical RFC 5952
+ * text (`fd00:10:244:1::5`; ':' is valid in Linux file names, the same spelling host-local uses),
+ * index `by-attachment-v6/`, hint `last_reserved_ip.v6`. Each family's store reads only names of its
+ * own family (a record name must parse *and* be canonical), so a v4 store never sees a v6 record.
+ *
  * A reservation is written complete into a temporary file and then hard-linked to its address:
  * link(2) fails with EEXIST when the address is taken, so two plugins never get the same one, and
  * a crash leaves either a complete record or none.
@@ -22,11 +27,40 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCode, TwillError } from '../common/errors.js';
+import { formatIp, parseIpOf } from '../net/ip.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
-import { attachmentKey, sameAttachment, type Attachment, type IpamStore, type Reservation } from './types.js';
+import { attachmentKey, sameAttachment, type Addr, type Attachment, type IpamStore, type Reservation } from './types.js';
 
-const INDEX_DIR = 'by-attachment';
-const LAST = 'last_reserved_ip';
+/** How one family's addresses are named on disk. */
+export interface AddrCodec<A extends Addr> {
+  readonly family: 4 | 6;
+  format(a: A): string;
+  /** The address a file name spells, only for the canonical spelling of this family. */
+  parse(name: string): A | undefined;
+  readonly indexDir: string;
+  readonly lastFile: string;
+}
+
+export const V4_CODEC: AddrCodec<number> = {
+  family: 4,
+  format: formatIPv4,
+  parse: parseIPv4,
+  indexDir: 'by-attachment',
+  lastFile: 'last_reserved_ip',
+};
+
+const formatV6 = (v: bigint): string => formatIp({ family: 6, value: v });
+
+export const V6_CODEC: AddrCodec<bigint> = {
+  family: 6,
+  format: formatV6,
+  parse(name) {
+    const a = parseIpOf(6, name);
+    return a !== undefined && formatV6(a.value) === name ? a.value : undefined;
+  },
+  indexDir: 'by-attachment-v6',
+  lastFile: 'last_reserved_ip.v6',
+};
 const TMP = '.tmp-';
 const CLAIM = `${TMP}rel-`;
 /**
@@ -53,24 +87,31 @@ function uniqueSuffix(): string {
   return `${process.pid}-${process.hrtime.bigint().toString(36)}-${rnd}`;
 }
 
-export class FsIpamStore implements IpamStore {
-  private constructor(readonly dir: string) {}
+export class FsIpamStore<A extends Addr = number> implements IpamStore<A> {
+  private constructor(
+    readonly dir: string,
+    private readonly codec: AddrCodec<A>,
+  ) {}
 
-  /** Opens (creating if needed) the store of `network` under `dataDir`. */
-  static open(dataDir: string, network: string): FsIpamStore {
+  /** Opens (creating if needed) the store of `network` under `dataDir`: IPv4 unless a codec says otherwise. */
+  static open(dataDir: string, network: string): FsIpamStore;
+  static open<B extends Addr>(dataDir: string, network: string, codec: AddrCodec<B>): FsIpamStore<B>;
+  static open(dataDir: string, network: string, codec: AddrCodec<Addr> = V4_CODEC as AddrCodec<Addr>): FsIpamStore<Addr> {
     const dir = path.join(dataDir, network);
     try {
-      fs.mkdirSync(path.join(dir, INDEX_DIR), { recursive: true, mode: 0o755 });
+      fs.mkdirSync(path.join(dir, codec.indexDir), { recursive: true, mode: 0o755 });
     } catch (e) {
       throw io(`cannot create ${dir}`, e);
     }
-    return new FsIpamStore(dir);
+    return new FsIpamStore(dir, codec);
   }
 
   /** Opens the store only if it exists (DEL and GC must not create directories). */
-  static openExisting(dataDir: string, network: string): FsIpamStore | undefined {
+  static openExisting(dataDir: string, network: string): FsIpamStore | undefined;
+  static openExisting<B extends Addr>(dataDir: string, network: string, codec: AddrCodec<B>): FsIpamStore<B> | undefined;
+  static openExisting(dataDir: string, network: string, codec: AddrCodec<Addr> = V4_CODEC as AddrCodec<Addr>): FsIpamStore<Addr> | undefined {
     const dir = path.join(dataDir, network);
-    return fs.existsSync(dir) ? new FsIpamStore(dir) : undefined;
+    return fs.existsSync(dir) ? new FsIpamStore(dir, codec) : undefined;
   }
 
   private tmpName(): string {
@@ -95,22 +136,22 @@ export class FsIpamStore implements IpamStore {
     }
   }
 
-  tryReserve(ip: number, owner: Attachment): boolean {
-    const target = path.join(this.dir, formatIPv4(ip));
+  tryReserve(ip: A, owner: Attachment): boolean {
+    const target = path.join(this.dir, this.codec.format(ip));
     const tmp = this.writeTmp(`${owner.containerId}\n${owner.ifName}\n`);
     try {
       fs.linkSync(tmp, target);
       return true;
     } catch (e) {
       if (code(e) === 'EEXIST') return false;
-      throw io(`cannot reserve ${formatIPv4(ip)}`, e);
+      throw io(`cannot reserve ${this.codec.format(ip)}`, e);
     } finally {
       this.unlinkQuiet(tmp);
     }
   }
 
-  ownerOf(ip: number): Attachment | undefined {
-    return this.readRecord(formatIPv4(ip));
+  ownerOf(ip: A): Attachment | undefined {
+    return this.readRecord(this.codec.format(ip));
   }
 
   private readRecord(name: string): Attachment | undefined {
@@ -130,8 +171,8 @@ export class FsIpamStore implements IpamStore {
     return { containerId, ifName };
   }
 
-  release(ip: number, owner: Attachment): boolean {
-    return this.removeRecordIf(formatIPv4(ip), (holder) => holder !== undefined && sameAttachment(holder, owner));
+  release(ip: A, owner: Attachment): boolean {
+    return this.removeRecordIf(this.codec.format(ip), (holder) => holder !== undefined && sameAttachment(holder, owner));
   }
 
   /**
@@ -179,24 +220,24 @@ export class FsIpamStore implements IpamStore {
     }
   }
 
-  lookup(owner: Attachment): number | undefined {
+  lookup(owner: Attachment): A | undefined {
     try {
-      return parseIPv4(fs.readlinkSync(path.join(this.dir, INDEX_DIR, attachmentKey(owner))));
+      return this.codec.parse(fs.readlinkSync(path.join(this.dir, this.codec.indexDir, attachmentKey(owner))));
     } catch (e) {
       if (code(e) === 'ENOENT' || code(e) === 'EINVAL') return undefined;
       throw io('cannot read the attachment index', e);
     }
   }
 
-  setLookup(owner: Attachment, ip: number | undefined): void {
-    const link = path.join(this.dir, INDEX_DIR, attachmentKey(owner));
+  setLookup(owner: Attachment, ip: A | undefined): void {
+    const link = path.join(this.dir, this.codec.indexDir, attachmentKey(owner));
     if (ip === undefined) {
       this.unlinkQuiet(link);
       return;
     }
     const tmp = this.tmpName();
     try {
-      fs.symlinkSync(formatIPv4(ip), tmp);
+      fs.symlinkSync(this.codec.format(ip), tmp);
       fs.renameSync(tmp, link);
     } catch (e) {
       this.unlinkQuiet(tmp);
@@ -204,10 +245,10 @@ export class FsIpamStore implements IpamStore {
     }
   }
 
-  list(): Reservation[] {
-    const out: Reservation[] = [];
+  list(): Array<Reservation<A>> {
+    const out: Array<Reservation<A>> = [];
     for (const name of this.names()) {
-      const ip = parseIPv4(name);
+      const ip = this.codec.parse(name);
       if (ip === undefined) continue;
       const owner = this.readRecord(name);
       if (owner) out.push({ ip, ...owner });
@@ -218,7 +259,7 @@ export class FsIpamStore implements IpamStore {
   listLookups(): Attachment[] {
     let names: string[];
     try {
-      names = fs.readdirSync(path.join(this.dir, INDEX_DIR));
+      names = fs.readdirSync(path.join(this.dir, this.codec.indexDir));
     } catch (e) {
       if (code(e) === 'ENOENT') return [];
       throw io('cannot list the attachment index', e);
@@ -240,19 +281,19 @@ export class FsIpamStore implements IpamStore {
     }
   }
 
-  lastReserved(): number | undefined {
+  lastReserved(): A | undefined {
     try {
-      return parseIPv4(fs.readFileSync(path.join(this.dir, LAST), 'utf8').trim());
+      return this.codec.parse(fs.readFileSync(path.join(this.dir, this.codec.lastFile), 'utf8').trim());
     } catch {
       return undefined;
     }
   }
 
-  setLastReserved(ip: number): void {
+  setLastReserved(ip: A): void {
     const tmp = this.tmpName();
     try {
-      fs.writeFileSync(tmp, formatIPv4(ip));
-      fs.renameSync(tmp, path.join(this.dir, LAST));
+      fs.writeFileSync(tmp, this.codec.format(ip));
+      fs.renameSync(tmp, path.join(this.dir, this.codec.lastFile));
     } catch {
       // Only a hint for round-robin order: losing it is harmless.
       try {
@@ -268,7 +309,7 @@ export class FsIpamStore implements IpamStore {
     for (const name of this.names()) {
       // A record is created whole by link(2), so one without owner lines can only be the remnant of a
       // power loss before the data reached the disk: it would block its address forever.
-      if (parseIPv4(name) !== undefined) {
+      if (this.codec.parse(name) !== undefined) {
         if (this.readRecord(name) === undefined && this.removeRecordIf(name, (holder) => holder === undefined)) removed += 1;
         continue;
       }

@@ -5,8 +5,14 @@ export interface Attachment {
   ifName: string;
 }
 
-export interface Reservation extends Attachment {
-  ip: number;
+/**
+ * An address as the IPAM stores it: IPv4 as the unsigned 32-bit `number` of src/net/ipv4.ts (the
+ * fast, original path), IPv6 as the 128-bit `bigint` value of an `Ip` of family 6 (src/net/ip.ts).
+ */
+export type Addr = number | bigint;
+
+export interface Reservation<A extends Addr = number> extends Attachment {
+  ip: A;
 }
 
 /**
@@ -14,24 +20,24 @@ export interface Reservation extends Attachment {
  * is a short-lived process) and each write is atomic on its own: `tryReserve` either creates a
  * complete record or nothing, so concurrent plugins never hand out the same address.
  */
-export interface IpamStore {
+export interface IpamStore<A extends Addr = number> {
   /** Creates the record for `ip` if no record exists. False when the address is taken. */
-  tryReserve(ip: number, owner: Attachment): boolean;
+  tryReserve(ip: A, owner: Attachment): boolean;
   /** The owner recorded for `ip`, or undefined. */
-  ownerOf(ip: number): Attachment | undefined;
+  ownerOf(ip: A): Attachment | undefined;
   /**
    * Removes the record for `ip` if `owner` holds it, atomically: never a record another attachment
    * reserved after `owner`'s was released by someone else. False when not held by `owner`.
    */
-  release(ip: number, owner: Attachment): boolean;
+  release(ip: A, owner: Attachment): boolean;
   /** Index from attachment to address (a hint: the record itself is the truth). */
-  lookup(owner: Attachment): number | undefined;
-  setLookup(owner: Attachment, ip: number | undefined): void;
-  list(): Reservation[];
+  lookup(owner: Attachment): A | undefined;
+  setLookup(owner: Attachment, ip: A | undefined): void;
+  list(): Array<Reservation<A>>;
   /** Attachments that have an index entry (including stale ones whose record is gone). */
   listLookups(): Attachment[];
-  lastReserved(): number | undefined;
-  setLastReserved(ip: number): void;
+  lastReserved(): A | undefined;
+  setLastReserved(ip: A): void;
   /** Removes leftovers of interrupted writes (temporary files older than a grace age); returns how many. */
   sweepTemporary(): number;
 }

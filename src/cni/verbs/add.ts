@@ -8,8 +8,9 @@ import { ErrorCode, TwillError } from '../../common/errors.js';
 import { ipBatch, parseJsonLines } from '../../dataplane/command.js';
 import { IP_FORWARD, proxyArpPath } from '../../dataplane/host-facts.js';
 import { allocate, release } from '../../ipam/allocator.js';
-import { FsIpamStore } from '../../ipam/fs-store.js';
+import { FsIpamStore, V6_CODEC } from '../../ipam/fs-store.js';
 import type { Attachment } from '../../ipam/types.js';
+import { formatIp } from '../../net/ip.js';
 import { formatIPv4 } from '../../net/ipv4.js';
 import { addResult, hostMac, renameLine, renderHostAdd, renderMasquerade, renderPodAdd, type AddPlan } from '../add-plan.js';
 import type { NetConf } from '../config.js';
@@ -19,7 +20,10 @@ import { bridgeAlias, bridgeHasOtherRoutes, isTwillBridge, parseProcRoutes, stal
 import { hostVethName, isStaleOwnVeth, renderVethAlias, tmpVethName, type LinkFacts } from '../naming.js';
 import { ipamDataDir, type PodNetwork } from '../pod-network.js';
 import type { CniResult } from '../result.js';
-import { rangeOf, resolveNetwork } from './context.js';
+import { rangeOf, rangeOf6, resolveNetwork } from './context.js';
+
+/** IPv6 forwarding for the whole host netns (all interfaces), the IPv6 twin of ip_forward. */
+export const IP6_FORWARD = '/proc/sys/net/ipv6/conf/all/forwarding';
 
 export function cmdAdd(env: CniEnv, conf: NetConf, deps: CniDeps): CniResult {
   if (!deps.host.exists(env.netns)) {
@@ -33,6 +37,15 @@ export function cmdAdd(env: CniEnv, conf: NetConf, deps: CniDeps): CniResult {
     const { ip, existing } = allocate(store, rangeOf(net), owner);
     if (!existing) undo.push(() => release(store, owner));
     deps.log.debug('address reserved', { ip: formatIPv4(ip), existing });
+    // The second family after the first: a failure here unwinds the first family's reservation too.
+    let ip6: bigint | undefined;
+    if (net.v6) {
+      const store6 = FsIpamStore.open(ipamDataDir(conf), conf.name, V6_CODEC);
+      const got6 = allocate(store6, rangeOf6(net.v6), owner);
+      if (!got6.existing) undo.push(() => release(store6, owner));
+      ip6 = got6.ip;
+      deps.log.debug('IPv6 address reserved', { ip: formatIp({ family: 6, value: ip6 }), existing: got6.existing });
+    }
 
     const links = deps.host.listLinks();
     const hostVeth = hostVethName(owner);
@@ -48,6 +61,7 @@ export function cmdAdd(env: CniEnv, conf: NetConf, deps: CniDeps): CniResult {
       ip,
       replaceExisting: links.has(hostVeth) && replaceableHostLink(deps, hostVeth, alias),
     };
+    if (ip6 !== undefined) plan.ip6 = ip6;
     if (net.mode === 'bridge' && !links.has(net.bridge)) ensureBridge(deps, net.bridge, hostMac(net.gateway), conf.name);
     else if (net.mode === 'bridge' && bridgeHasOtherRoutes(parseProcRoutes(deps.host.procRoutes()), net.bridge, net.subnet)) {
       plan.staleBridgeAddrs = staleGateways(deps, net, conf.name);
@@ -67,10 +81,11 @@ export function cmdAdd(env: CniEnv, conf: NetConf, deps: CniDeps): CniResult {
     if (net.mode === 'routed') deps.host.ensureSysctl(proxyArpPath(hostVeth), '1');
     ipBatch(deps.runner, renderPodAdd(plan), { netns: env.netns, what: 'configuring the pod side' });
     if (deps.host.ensureSysctl(IP_FORWARD, '1')) deps.log.info('enabled IPv4 forwarding');
+    if (net.v6 && deps.host.ensureSysctl(IP6_FORWARD, '1')) deps.log.info('enabled IPv6 forwarding');
     if (net.ipMasq) nft(deps, renderMasquerade(net));
     const result = addResult(plan, conf.cniVersion);
     if (net.mode === 'bridge' && result.interfaces?.[0]) result.interfaces[0].mac = hostMac(net.gateway);
-    deps.log.info('pod attached', { ip: formatIPv4(ip), hostVeth, mode: net.mode });
+    deps.log.info('pod attached', { ip: formatIPv4(ip), ...(ip6 !== undefined ? { ip6: formatIp({ family: 6, value: ip6 }) } : {}), hostVeth, mode: net.mode });
     return result;
   } catch (e) {
     for (const step of undo.reverse()) {

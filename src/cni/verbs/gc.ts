@@ -13,7 +13,8 @@
  */
 import { ErrorCode, TwillError } from '../../common/errors.js';
 import { collectGarbage } from '../../ipam/allocator.js';
-import { FsIpamStore } from '../../ipam/fs-store.js';
+import { FsIpamStore, V6_CODEC } from '../../ipam/fs-store.js';
+import { formatIp } from '../../net/ip.js';
 import { attachmentKey, type Attachment } from '../../ipam/types.js';
 import { formatIPv4 } from '../../net/ipv4.js';
 import type { NetConf } from '../config.js';
@@ -37,10 +38,12 @@ export function cmdGc(conf: NetConf, deps: CniDeps): void {
   const keepNames = new Set(valid.map(hostVethName));
   const store = FsIpamStore.openExisting(ipamDataDir(conf), conf.name);
   const released = store ? collectGarbage(store, valid) : [];
+  const store6 = store ? FsIpamStore.openExisting(ipamDataDir(conf), conf.name, V6_CODEC) : undefined;
+  const released6 = store6 ? collectGarbage(store6, valid) : [];
 
   const stale = listHostVeths(deps.runner, { includeTemporary: true })
     .filter(({ name, owner }) => (owner ? owner.network === conf.name && !keep.has(attachmentKey(owner.attachment)) : isOurVeth(name) && !keepNames.has(name)))
     .map((v) => v.name);
   for (const name of stale) removeLink(deps, name);
-  deps.log.info('gc done', { valid: valid.length, released: released.map((r) => formatIPv4(r.ip)), removedLinks: stale });
+  deps.log.info('gc done', { valid: valid.length, released: [...released.map((r) => formatIPv4(r.ip)), ...released6.map((r) => formatIp({ family: 6, value: r.ip }))], removedLinks: stale });
 }
