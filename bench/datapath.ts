@@ -3,7 +3,7 @@
  * kind, and node->node on the same underlay, per backend, measured in one run and interleaved.
  *
  *   node dist/bench/datapath.js [--backends host-gw,vxlan,vxlan-direct] [--reps 3] [--seconds 5]
- *                               [--rr-count 3000] [--ping-count 200] [--hand-nft] [--json]
+ *                               [--rr-count 3000] [--ping-count 200] [--hand-nft] [--families 4,6] [--json]
  *
  * Method. One 2-node lab (l2, 1 pod per node, real etcd and twilld) per backend, all up at once
  * (lab names `b<backend><pid36>`). On the same underlay bridge, the benchmark builds a hand-built
@@ -26,6 +26,9 @@
  * hand/node and Twill/hand (throughput a/b; latency b/a, higher is better), Twill/hand of every
  * repetition, and every attribute in which Twill's devices, sysctls and nft tables differ from the
  * hand-built ones. Benchmarks print; they assert nothing.
+ * `--families 4,6` builds dual-stack labs (`--ip-family dual`) and hand-built pairs with their IPv6
+ * twins (bench/hand-built.ts), and measures every path once per family, IPv4 and IPv6 interleaved in
+ * the same run: a row per backend and family.
  * Everything (servers, labs, hand-built namespaces `tl-<lab>-h*`) is removed in a finally and on
  * SIGINT/SIGTERM/SIGHUP.
  */
@@ -60,6 +63,9 @@ const TESTS: readonly Test[] = ['p1', 'p4', 'rr', 'ping'];
 
 interface Endpoints {
   backend: LabBackend;
+  family: 4 | 6;
+  /** Row label and sample key: the backend, with " IPv6" for the IPv6 paths. */
+  key: string;
   lab: string;
   /** Source netns and target address per path; servers run in the target netns. */
   src: Record<Path, string>;
@@ -111,7 +117,7 @@ function rrServer(port: number): void {
     sock.on('data', (d) => sock.write(d));
     sock.on('error', () => undefined);
   });
-  server.listen(port, '0.0.0.0');
+  server.listen(port, '::'); // both families
 }
 
 function rrClient(host: string, port: number, count: number, warmup: number): void {
@@ -155,6 +161,7 @@ interface Options {
   pingCount: number;
   json: boolean;
   handNft: boolean;
+  families: Array<4 | 6>;
 }
 
 const servers: ChildProcess[] = [];
@@ -318,7 +325,7 @@ function mustRun(argv: readonly string[], input?: string): string {
 }
 
 /** Builds a hand-built pair in the lab's underlay; with `nftFrom`, loads Twill's nft ruleset of that node into both. */
-function buildHand(state: LabState, backend: LabBackend, pair: [number, number], nftFrom?: string): void {
+function buildHand(state: LabState, backend: LabBackend, pair: [number, number], ipv6: boolean, nftFrom?: string): void {
   const { plan } = state;
   const seg = plan.segments[0];
   const n1 = plan.nodes[0];
@@ -336,6 +343,7 @@ function buildHand(state: LabState, backend: LabBackend, pair: [number, number],
     port: cfg.Port ?? 8472,
     podMtu: linkMtu(pod.netns, 'eth0'),
     vxlanMtu: backend === 'vxlan' ? linkMtu(n1.netns, `twill.${cfg.VNI ?? 1}`) : 0,
+    ipv6,
   };
   for (const i of pair) {
     const n = handNode(spec.lab, i);
@@ -345,9 +353,10 @@ function buildHand(state: LabState, backend: LabBackend, pair: [number, number],
   for (const { netns, lines } of renderHandBuilt(spec, pair)) mustRun(['ip', '-n', netns, '-batch', '-'], `${lines.join('\n')}\n`);
   for (const { netns, lines } of renderHandFdb(spec, pair)) mustRun(['bridge', '-n', netns, '-batch', '-'], `${lines.join('\n')}\n`);
   for (const i of pair) mustRun(['ip', 'netns', 'exec', handNode(spec.lab, i).netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  if (ipv6) for (const i of pair) mustRun(['ip', 'netns', 'exec', handNode(spec.lab, i).netns, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
   if (nftFrom !== undefined) {
     // Twill's tables as they are in the kernel, with the cluster network moved to the hand-built one.
-    const ruleset = mustRun(['ip', 'netns', 'exec', nftFrom, 'nft', 'list', 'ruleset']).replaceAll('10.244.', '10.245.');
+    const ruleset = mustRun(['ip', 'netns', 'exec', nftFrom, 'nft', 'list', 'ruleset']).replaceAll('10.244.', '10.245.').replaceAll('fd00:10:244:', 'fd00:10:245:');
     for (const i of pair) mustRun(['ip', 'netns', 'exec', handNode(spec.lab, i).netns, 'nft', '-f', '-'], ruleset);
   }
 }
@@ -369,30 +378,41 @@ async function main(o: Options): Promise<void> {
     const name = `b${SHORT[backend]}${suffix}`.slice(0, 8);
     labs.push(name);
     log(`lab ${name}: ${backend}, 2 nodes, 1 pod each, and the hand-built ${o.handNft ? 'pairs' : 'pair'} ...`);
-    const state = await labUp({ name, nodes: 2, pods: 1, backend, topology: 'l2', network: '10.244.0.0/16', subnetLen: 24 }, PATHS, () => undefined, { resyncSeconds: 10 });
+    const ipv6 = o.families.includes(6);
+    const state = await labUp({ name, nodes: 2, pods: 1, backend, topology: 'l2', network: '10.244.0.0/16', subnetLen: 24, ...(ipv6 ? { ipFamily: 'dual' as const } : {}) }, PATHS, () => undefined, { resyncSeconds: 10 });
     const [n1, n2] = state.plan.nodes;
     const p1 = Object.values(state.pods).find((p) => p.node === n1?.name);
     const p2 = Object.values(state.pods).find((p) => p.node === n2?.name);
     if (!n1 || !n2 || !p1 || !p2) throw new Error(`lab ${name}: unexpected plan`);
-    buildHand(state, backend, [1, 2]);
-    if (o.handNft) buildHand(state, backend, [3, 4], n1.netns);
+    buildHand(state, backend, [1, 2], ipv6);
+    if (o.handNft) buildHand(state, backend, [3, 4], ipv6, n1.netns);
     const h = (i: number): HandNode => handNode(name, i);
-    const e: Endpoints = {
-      backend,
-      lab: name,
-      src: { twill: p1.netns, hand: h(1).podNetns, handnft: h(3).podNetns, node: n1.netns },
-      dstNs: { twill: p2.netns, hand: h(2).podNetns, handnft: h(4).podNetns, node: n2.netns },
-      dst: { twill: p2.ip, hand: h(2).podIp, handnft: h(4).podIp, node: n2.address },
-      paths,
-    };
+    const twill6 = p2.ips?.find((a) => a.includes(':'));
+    const lab: Endpoints[] = o.families.map((family) => {
+      if (family === 6 && (twill6 === undefined || n2.address6 === undefined)) throw new Error(`lab ${name}: no IPv6 address on ${n2.name}'s pod or node`);
+      return {
+        backend,
+        family,
+        key: family === 6 ? `${backend} IPv6` : backend,
+        lab: name,
+        src: { twill: p1.netns, hand: h(1).podNetns, handnft: h(3).podNetns, node: n1.netns },
+        dstNs: { twill: p2.netns, hand: h(2).podNetns, handnft: h(4).podNetns, node: n2.netns },
+        dst:
+          family === 6
+            ? { twill: twill6 as string, hand: h(2).podIp6, handnft: h(4).podIp6, node: n2.address6 as string }
+            : { twill: p2.ip, hand: h(2).podIp, handnft: h(4).podIp, node: n2.address },
+        paths,
+      };
+    });
+    const first = lab[0] as Endpoints;
     for (const p of paths) {
-      startServer(e.dstNs[p], ['iperf3', '-s', '-p', String(IPERF_PORT)]);
-      startServer(e.dstNs[p], [process.execPath, SELF, '--rr-server', String(RR_PORT)]);
+      startServer(first.dstNs[p], ['iperf3', '-s', '-p', String(IPERF_PORT)]);
+      startServer(first.dstNs[p], [process.execPath, SELF, '--rr-server', String(RR_PORT)]);
     }
-    for (const p of paths) await waitPing(e.src[p], e.dst[p], 30_000); // the agents have programmed the routes
+    for (const e of lab) for (const p of paths) await waitPing(e.src[p], e.dst[p], 30_000); // the agents have programmed the routes
     for (const p of paths) {
-      await waitListen(e.dstNs[p], IPERF_PORT, 10_000);
-      await waitListen(e.dstNs[p], RR_PORT, 10_000);
+      await waitListen(first.dstNs[p], IPERF_PORT, 10_000);
+      await waitListen(first.dstNs[p], RR_PORT, 10_000);
     }
     const hostVeth = /\d+: (twl[0-9a-f]+)@/.exec(run(['ip', '-n', n1.netns, '-o', 'link', 'show']).stdout)?.[1] ?? 'twl?';
     const twillDevs: Device[] = [
@@ -412,13 +432,13 @@ async function main(o: Options): Promise<void> {
       handDevs.push({ role: 'vxlan', netns: h(1).netns, dev: HAND_VXLAN_DEV });
     }
     comparison[backend] = compare(twillDevs, handDevs, [n1.netns, h(1).netns]);
-    endpoints.push(e);
+    endpoints.push(...lab);
   }
 
   const samples: Record<string, Samples> = {};
   for (const e of endpoints) {
-    samples[e.backend] = {};
-    for (const t of TESTS) for (const p of paths) (samples[e.backend] as Samples)[`${t}.${p}`] = [];
+    samples[e.key] = {};
+    for (const t of TESTS) for (const p of paths) (samples[e.key] as Samples)[`${t}.${p}`] = [];
   }
   for (let rep = 0; rep < o.reps; rep++) {
     for (let b = 0; b < endpoints.length; b++) {
@@ -429,8 +449,8 @@ async function main(o: Options): Promise<void> {
         const order = [...paths.slice(k), ...paths.slice(0, k)];
         for (const p of order) {
           const v = await measure(e, t, p, o);
-          (samples[e.backend] as Samples)[`${t}.${p}`]?.push(v);
-          log(`  rep ${rep + 1}/${o.reps} ${e.backend.padEnd(12)} ${t.padEnd(4)} ${p.padEnd(7)} ${t === 'p1' || t === 'p4' ? `${v.toFixed(2)} Gbit/s` : `${v.toFixed(1)} µs`}`);
+          (samples[e.key] as Samples)[`${t}.${p}`]?.push(v);
+          log(`  rep ${rep + 1}/${o.reps} ${e.key.padEnd(17)} ${t.padEnd(4)} ${p.padEnd(7)} ${t === 'p1' || t === 'p4' ? `${v.toFixed(2)} Gbit/s` : `${v.toFixed(1)} µs`}`);
         }
       }
     }
@@ -441,7 +461,7 @@ async function main(o: Options): Promise<void> {
   /** Higher is better: throughput as is, latency as 1/µs. */
   const score = (t: Test, v: number): number => (t === 'p1' || t === 'p4' ? v : 1 / v);
   const results = endpoints.map((e) => {
-    const s = samples[e.backend] as Samples;
+    const s = samples[e.key] as Samples;
     const m = (t: Test, p: Path): number => median(s[`${t}.${p}`] ?? []);
     const ratio = (t: Test, a: Path, b: Path): number => score(t, m(t, a)) / score(t, m(t, b));
     /** Per repetition: a / b of the samples measured in the same round. */
@@ -459,7 +479,7 @@ async function main(o: Options): Promise<void> {
         },
       ]),
     ) as Record<Test, { medians: Record<string, number>; twillVsNode: number; handVsNode: number; twillVsHand: number; pairedTwillVsHand: number[]; handNftVsHand?: number; twillVsHandNft?: number }>;
-    return { backend: e.backend, tests, samples: s, comparison: comparison[e.backend] ?? [] };
+    return { backend: e.backend, family: e.family, key: e.key, tests, samples: s, comparison: e.family === 4 || !o.families.includes(4) ? (comparison[e.backend] ?? []) : [] };
   });
   const report = {
     date: startedAt.toISOString(),
@@ -485,7 +505,7 @@ async function main(o: Options): Promise<void> {
       const x = r.tests[t];
       const order: Path[] = o.handNft ? ['twill', 'hand', 'node', 'handnft'] : ['twill', 'hand', 'node'];
       return [
-        r.backend,
+        r.key,
         t.toUpperCase(),
         `${order.map((p) => abs(t, x.medians[p] ?? NaN)).join(' / ')} ${unit[t]}`,
         f2(x.twillVsNode),
@@ -525,6 +545,7 @@ const { values, positionals } = parseArgs({
     'ping-count': { type: 'string', default: '200' },
     json: { type: 'boolean', default: false },
     'hand-nft': { type: 'boolean', default: false },
+    families: { type: 'string', default: '4' },
     'rr-server': { type: 'string' },
     'rr-client': { type: 'boolean', default: false },
   },
@@ -548,7 +569,9 @@ if (values['rr-server'] !== undefined) {
     pingCount: Number(values['ping-count']),
     json: values.json ?? false,
     handNft: values['hand-nft'] ?? false,
+    families: [...new Set((values.families ?? '4').split(',').map(Number))] as Array<4 | 6>,
   };
+  if (o.families.length === 0 || !o.families.every((f) => f === 4 || f === 6)) fail('--families: 4, 6 or 4,6');
   if (![o.reps, o.seconds, o.rrCount, o.pingCount].every((x) => Number.isInteger(x) && x > 0)) fail('--reps, --seconds, --rr-count, --ping-count: positive integers');
   await runBench('datapath', () => main(o), cleanup);
 }

@@ -10,6 +10,12 @@
  *     noudpcsum, the device MTU Twill chose), its own subnet's .0/32, a permanent neighbour and FDB
  *     entry for the peer, route <peer subnet> via <peer .0> onlink.
  *
+ * With `ipv6` (dual-stack labs) every hand-built node and pod also gets the IPv6 twin: node
+ * 2001:db8:0:1::2<i>, pods fd00:10:245:<i>::2/64 behind gateway ::1 on the bridge, and the backend's
+ * IPv6 objects (host-gw: route via the peer's IPv6 node address; vxlan: the same device carries the
+ * inner IPv6 packets, with <subnet>::/128 on it, a permanent IPv6 neighbour and an onlink route).
+ * Every IPv6 address is added `nodad` (the addresses are unique by construction).
+ *
  * The namespaces are named `tl-<lab>-h<N>` / `tl-<lab>-h<N>p`, so the lab's own `labDown` removes
  * them with the lab. Pure rendering (`renderHandBuilt`) is separate from running it.
  */
@@ -24,6 +30,10 @@ export interface HandNode {
   gateway: string;
   podIp: string;
   vtepMac: string;
+  address6: string;
+  subnet6: string;
+  gateway6: string;
+  podIp6: string;
 }
 
 export interface HandSpec {
@@ -39,6 +49,8 @@ export interface HandSpec {
   podMtu: number;
   /** MTU of the vxlan device, read from Twill's `twill.<vni>`. */
   vxlanMtu: number;
+  /** Also build the IPv6 side (needs an IPv6 underlay on the lab's segment). */
+  ipv6?: boolean;
 }
 
 /** The hand-built node i (1..9): underlay 192.0.2.2<i>, pod subnet 10.245.<i>.0/24. */
@@ -52,6 +64,10 @@ export function handNode(lab: string, i: number): HandNode {
     gateway: `10.245.${i}.1`,
     podIp: `10.245.${i}.2`,
     vtepMac: `0e:68:00:00:00:${i.toString(16).padStart(2, '0')}`,
+    address6: `2001:db8:0:1::${20 + i}`,
+    subnet6: `fd00:10:245:${i}::/64`,
+    gateway6: `fd00:10:245:${i}::1`,
+    podIp6: `fd00:10:245:${i}::2`,
   };
 }
 
@@ -78,6 +94,8 @@ export function renderHandBuilt(spec: HandSpec, pair: readonly [number, number])
       `link add veth0 mtu ${spec.podMtu} type veth peer name eth0 mtu ${spec.podMtu} netns /run/netns/${n.podNetns}`,
       'link set veth0 master cni0 up',
     ];
+    if (spec.ipv6) node.push(`addr add ${n.address6}/64 dev eth0 nodad`, `addr add ${n.gateway6}/64 dev cni0 nodad`);
+    const peerNet6 = peer.subnet6.replace(/\/64$/, '');
     const peerSubnetBase = peer.subnet.replace(/\/24$/, '');
     if (spec.backend === 'vxlan') {
       node.push(
@@ -87,11 +105,23 @@ export function renderHandBuilt(spec: HandSpec, pair: readonly [number, number])
         `neigh replace ${peerSubnetBase} lladdr ${peer.vtepMac} dev ${HAND_VXLAN_DEV} nud permanent`,
         `route add ${peer.subnet} via ${peerSubnetBase} dev ${HAND_VXLAN_DEV} onlink`,
       );
+      if (spec.ipv6) {
+        node.push(
+          `addr add ${n.subnet6.replace(/\/64$/, '')}/128 dev ${HAND_VXLAN_DEV} nodad`,
+          `neigh replace ${peerNet6} lladdr ${peer.vtepMac} dev ${HAND_VXLAN_DEV} nud permanent`,
+          `route add ${peer.subnet6} via ${peerNet6} dev ${HAND_VXLAN_DEV} onlink`,
+        );
+      }
     } else {
       node.push(`route add ${peer.subnet} via ${peer.address} dev eth0`);
+      if (spec.ipv6) node.push(`route add ${peer.subnet6} via ${peer.address6} dev eth0`);
     }
     out.push({ netns: n.netns, lines: node });
-    out.push({ netns: n.podNetns, lines: ['link set lo up', `addr add ${n.podIp}/24 dev eth0`, 'link set eth0 up', `route add default via ${n.gateway} dev eth0`] });
+    const pod = ['link set lo up', `addr add ${n.podIp}/24 dev eth0`];
+    if (spec.ipv6) pod.push(`addr add ${n.podIp6}/64 dev eth0 nodad`);
+    pod.push('link set eth0 up', `route add default via ${n.gateway} dev eth0`);
+    if (spec.ipv6) pod.push(`route add default via ${n.gateway6} dev eth0`);
+    out.push({ netns: n.podNetns, lines: pod });
   }
   return out;
 }

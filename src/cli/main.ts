@@ -9,7 +9,7 @@ import { clusterStatus, configGet, configSet, ipamCheck, ipamShow, listNodes, pa
 import { runDemo } from './demo.js';
 import { planProbes, probeLine, renderMatrix, runProbes } from './lab/connectivity.js';
 import { labDown, labStatus, labUp, nodePaths, readState } from './lab/lab.js';
-import type { LabBackend, LabTopology } from './lab/topology.js';
+import { LAB_DEFAULT_NETWORK6, type LabBackend, type LabIpFamily, type LabTopology } from './lab/topology.js';
 import { exitStatusFor, outputOption, render, type OutputFormat } from './output.js';
 import { twillVersion } from '../version.js';
 import { uninstallNode } from './uninstall.js';
@@ -202,10 +202,12 @@ lab
   .option('--pods <k>', 'pods per node', '2')
   .addOption(new Option('--backend <type>', 'datapath').choices(['vxlan', 'host-gw', 'vxlan-direct']).default('vxlan'))
   .addOption(new Option('--topology <t>', 'l2: one segment; l3: two segments joined by a router').choices(['l2', 'l3']).default('l2'))
-  .option('--network <cidr>', 'cluster pod network', '10.244.0.0/16')
+  .addOption(new Option('--ip-family <f>', 'pod address families: ipv4, ipv6 (IPv6-only pods and tunnels) or dual').choices(['ipv4', 'ipv6', 'dual']).default('ipv4'))
+  .option('--network <cidr>', 'cluster pod network (IPv4)', '10.244.0.0/16')
+  .option('--network6 <cidr>', 'cluster pod network (IPv6; ipv6 and dual)', LAB_DEFAULT_NETWORK6)
   .option('--resync-interval <s>', 'agents\' full resync period', '10')
-  .action(async (o: { name: string; nodes: string; pods: string; backend: LabBackend; topology: LabTopology; network: string; resyncInterval: string }) => {
-    const spec = { name: o.name, nodes: Number(o.nodes), pods: Number(o.pods), backend: o.backend, topology: o.topology, network: o.network, subnetLen: 24 };
+  .action(async (o: { name: string; nodes: string; pods: string; backend: LabBackend; topology: LabTopology; ipFamily: LabIpFamily; network: string; network6: string; resyncInterval: string }) => {
+    const spec = { name: o.name, nodes: Number(o.nodes), pods: Number(o.pods), backend: o.backend, topology: o.topology, network: o.network, subnetLen: 24, ipFamily: o.ipFamily, network6: o.network6 };
     await labUp(spec, labPaths, (l) => console.log(l), { resyncSeconds: Number(o.resyncInterval) });
     console.log(`lab ${o.name} is up: 'twill lab status --name ${o.name}', 'twill connectivity test --lab ${o.name}', 'twill lab down --name ${o.name}'`);
   });

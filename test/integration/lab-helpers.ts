@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentStatus } from '../../src/agent/agent.js';
 import { planProbes, renderMatrix, runProbes, type Probe } from '../../src/cli/lab/connectivity.js';
 import { labDown, labUp, nodePaths, type LabPaths, type LabState } from '../../src/cli/lab/lab.js';
-import type { LabBackend, LabNode, LabTopology } from '../../src/cli/lab/topology.js';
+import type { LabBackend, LabIpFamily, LabNode, LabTopology } from '../../src/cli/lab/topology.js';
 import { formatCidr, parseCidr } from '../../src/net/ipv4.js';
 import { ROOT, sh } from './harness.js';
 
@@ -44,10 +44,10 @@ export interface TestLab {
 }
 
 /** Builds a lab with the test resync period; the caller must `downLab` it in a finally. */
-export async function upLab(opts: { nodes: number; pods: number; backend: LabBackend; topology: LabTopology }, name = labName()): Promise<TestLab> {
+export async function upLab(opts: { nodes: number; pods: number; backend: LabBackend; topology: LabTopology; ipFamily?: LabIpFamily }, name = labName()): Promise<TestLab> {
   created.add(name);
   const output: string[] = [];
-  const spec = { name, nodes: opts.nodes, pods: opts.pods, backend: opts.backend, topology: opts.topology, network: '10.244.0.0/16', subnetLen: 24 };
+  const spec = { name, nodes: opts.nodes, pods: opts.pods, backend: opts.backend, topology: opts.topology, network: '10.244.0.0/16', subnetLen: 24, ...(opts.ipFamily ? { ipFamily: opts.ipFamily } : {}) };
   const state = await labUp(spec, LAB_PATHS, (l) => output.push(l), { resyncSeconds: RESYNC_SECONDS });
   await waitConverged(state);
   return { state, output };
@@ -138,8 +138,8 @@ export function inNs(netns: string, argv: string[], input?: string): string {
 }
 
 /** The routes Twill's agent owns in the node's main table (proto 84), as `ip -N route` prints them (numbers, not rt_protos names), sorted. */
-export function twillRoutes(netns: string): string[] {
-  return inNs(netns, ['ip', '-N', '-o', 'route', 'show', 'table', 'main'])
+export function twillRoutes(netns: string, family: 4 | 6 = 4): string[] {
+  return inNs(netns, ['ip', '-N', `-${family}`, '-o', 'route', 'show', 'table', 'main'])
     .split('\n')
     .map((l) => l.trim().replace(/\s+/g, ' '))
     .filter((l) => / proto 84( |$)/.test(l))

@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { LAB_NETNS_PREFIX, labWarnings, planLab, planNode, validateLabSpec, type LabNode, type LabPlan, type LabSpec } from './topology.js';
+import { LAB_NETNS_PREFIX, labHasV6, labWarnings, planLab, planNode, validateLabSpec, type LabNode, type LabPlan, type LabSpec } from './topology.js';
 import { spawnRunner, type CommandResult } from '../../dataplane/command.js';
 
 export const LAB_STATE_ROOT = '/run/twill-lab';
@@ -24,7 +24,8 @@ export interface LabPaths {
 export interface LabState {
   plan: LabPlan;
   pids: Record<string, number>;
-  pods: Record<string, { node: string; ip: string; netns: string }>;
+  /** `ip`: the pod's first address (IPv4 where it has one); `ips`: all of them, IPv4 first (absent in older labs). */
+  pods: Record<string, { node: string; ip: string; ips?: string[]; netns: string }>;
   createdAt: string;
   resyncSeconds?: number;
 }
@@ -113,6 +114,7 @@ export function agentArgv(paths: LabPaths, plan: LabPlan, node: LabNode, resyncS
     '--subnet-file', p.subnetFile,
     '--cni-socket', p.cniSocket,
     '--public-ip', node.address,
+    ...(node.address6 !== undefined ? ['--public-ipv6', node.address6] : []),
     '--health-listen', '127.0.0.1:9402',
     '--resync-interval', String(resyncSeconds),
   ];
@@ -160,9 +162,15 @@ export async function labUp(spec: LabSpec, paths: LabPaths, out: Out, opts: { re
 function buildUnderlay(plan: LabPlan): void {
   must(['ip', 'netns', 'add', plan.infraNetns]);
   const infra = ['link set lo up'];
-  for (const s of plan.segments) infra.push(`link add ${s.bridge} type bridge`, `addr add ${s.gateway}/${s.prefix} dev ${s.bridge}`, `link set ${s.bridge} up`);
+  for (const s of plan.segments) {
+    infra.push(`link add ${s.bridge} type bridge`, `addr add ${s.gateway}/${s.prefix} dev ${s.bridge}`);
+    // nodad: the lab's addresses are unique by construction; DAD would only delay the first packet.
+    if (s.gateway6 !== undefined && s.cidr6 !== undefined) infra.push(`addr add ${s.gateway6}/${s.cidr6.split('/')[1]} dev ${s.bridge} nodad`);
+    infra.push(`link set ${s.bridge} up`);
+  }
   ipBatch(plan.infraNetns, infra);
   must(['ip', 'netns', 'exec', plan.infraNetns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  if (labHasV6(plan.spec)) must(['ip', 'netns', 'exec', plan.infraNetns, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
   for (const node of plan.nodes) buildNode(plan, node);
 }
 
@@ -171,8 +179,13 @@ function buildNode(plan: LabPlan, node: LabNode): void {
   if (!seg) throw new Error(`node ${node.name}: no segment ${node.segment}`);
   must(['ip', 'netns', 'add', node.netns]);
   ipBatch(plan.infraNetns, [`link add ${node.infraLink} type veth peer name eth0 netns /run/netns/${node.netns}`, `link set ${node.infraLink} master ${seg.bridge} up`]);
-  ipBatch(node.netns, ['link set lo up', 'link set eth0 up', `addr add ${node.address}/${seg.prefix} dev eth0`, `route add default via ${seg.gateway} dev eth0`]);
+  const lines = ['link set lo up', 'link set eth0 up', `addr add ${node.address}/${seg.prefix} dev eth0`, `route add default via ${seg.gateway} dev eth0`];
+  if (node.address6 !== undefined && seg.cidr6 !== undefined && seg.gateway6 !== undefined) {
+    lines.push(`addr add ${node.address6}/${seg.cidr6.split('/')[1]} dev eth0 nodad`, `route add default via ${seg.gateway6} dev eth0`);
+  }
+  ipBatch(node.netns, lines);
   must(['ip', 'netns', 'exec', node.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  if (node.address6 !== undefined) must(['ip', 'netns', 'exec', node.netns, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
 }
 
 /** Starts the lab's etcd (again, after a stop: same data dir) in the infra netns and waits until it is healthy. */
@@ -237,15 +250,23 @@ export function addPod(state: LabState, paths: LabPaths, node: LabNode, pod: Lab
     JSON.stringify(cniConfig(state.plan.spec.name, node)),
   );
   if (r.status !== 0) throw new Error(`CNI ADD for ${pod.name} failed: ${r.stdout}${r.stderr}`);
-  const ip = ((JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]?.address ?? '').split('/')[0] ?? '';
+  const ips = podAddresses(r.stdout);
+  const ip = ips[0] ?? '';
   // A tiny TCP server in every pod for the connectivity test's TCP probe.
   const fd = openSync('/dev/null', 'a');
   const child = spawn('nsenter', [`--net=/run/netns/${pod.netns}`, BUSYBOX, 'nc', '-ll', '-p', String(LAB_HTTP_PORT), '-e', BUSYBOX, 'echo', 'twill'], { detached: true, stdio: ['ignore', fd, fd] });
   child.unref();
   if (child.pid !== undefined) state.pids[`tcp-${pod.name}`] = child.pid;
-  state.pods[pod.name] = { node: node.name, ip, netns: pod.netns };
+  state.pods[pod.name] = { node: node.name, ip, ips, netns: pod.netns };
   saveState(state);
   return ip;
+}
+
+/** The addresses of a CNI ADD result (any version with `ips[]`), IPv4 first. */
+export function podAddresses(resultJson: string): string[] {
+  const result = JSON.parse(resultJson) as { ips?: Array<{ address?: string }> };
+  const ips = (result.ips ?? []).map((x) => (x.address ?? '').split('/')[0] ?? '').filter((a) => a !== '');
+  return [...ips.filter((a) => !a.includes(':')), ...ips.filter((a) => a.includes(':'))];
 }
 
 export function listLabNetns(name: string): string[] {
@@ -287,18 +308,21 @@ export function labDown(name: string, out: Out): void {
 export function labStatus(name: string): string[] {
   const state = readState(name);
   if (!state) return [`lab ${name}: not running`];
-  const lines = [`lab ${name}: ${state.plan.spec.nodes} nodes, backend ${state.plan.spec.backend}, topology ${state.plan.spec.topology}, since ${state.createdAt}`];
+  const lines = [`lab ${name}: ${state.plan.spec.nodes} nodes, backend ${state.plan.spec.backend}, topology ${state.plan.spec.topology}, ip family ${state.plan.spec.ipFamily ?? 'ipv4'}, since ${state.createdAt}`];
   for (const node of state.plan.nodes) {
     const pid = state.pids[`twilld-${node.name}`];
     const alive = pid !== undefined && killPid(pid, 0);
-    let subnet = '?';
+    let subnets = '?';
     try {
-      subnet = /TWILL_SUBNET=(\S+)/.exec(readFileSync(nodePaths(name, node).subnetFile, 'utf8'))?.[1] ?? '?';
+      const env = readFileSync(nodePaths(name, node).subnetFile, 'utf8');
+      const found = [/TWILL_SUBNET=(\S+)/.exec(env)?.[1], /TWILL_IPV6_SUBNET=(\S+)/.exec(env)?.[1]].filter((x): x is string => x !== undefined);
+      if (found.length > 0) subnets = found.join(',');
     } catch {
       /* no lease yet */
     }
-    const pods = Object.entries(state.pods).filter(([, p]) => p.node === node.name).map(([n, p]) => `${n}=${p.ip}`);
-    lines.push(`  ${node.name}  ${node.address}  subnet ${subnet}  twilld ${alive ? `pid ${pid}` : 'NOT RUNNING'}  ${pods.join(' ')}`);
+    const pods = Object.entries(state.pods).filter(([, p]) => p.node === node.name).map(([n, p]) => `${n}=${(p.ips ?? [p.ip]).join(',')}`);
+    const addresses = [node.address, ...(node.address6 !== undefined ? [node.address6] : [])].join(',');
+    lines.push(`  ${node.name}  ${addresses}  subnet ${subnets}  twilld ${alive ? `pid ${pid}` : 'NOT RUNNING'}  ${pods.join(' ')}`);
   }
   return lines;
 }
