@@ -26,6 +26,7 @@ import {
   addToIp,
   compareIp,
   familyBits,
+  formatHostPort,
   formatIp,
   formatPrefix,
   fromV4Number,
@@ -598,6 +599,16 @@ describe('addToIp and constructors', () => {
       }),
       RUNS,
     );
+  });
+
+  it('formatHostPort', () => {
+    assert.equal(formatHostPort(mustParse('192.0.2.1'), 80), '192.0.2.1:80');
+    assert.equal(formatHostPort(mustParse('2001:DB8:0::1'), 9402), '[2001:db8::1]:9402');
+    fc.assert(fc.property(anyIp, fc.integer({ min: 0, max: 65535 }), (a, port) => {
+      const u = new URL(`http://${formatHostPort(a, port)}/`);
+      assert.equal(u.port === '' ? 80 : Number(u.port), port);
+      assert.deepEqual(mustParse(u.hostname.replace(/^\[|\]$/g, '')), a);
+    }), RUNS);
   });
 
   it('isLoopback', () => {

@@ -170,6 +170,11 @@ export function formatIp(a: Ip): string {
   return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLen))}`;
 }
 
+/** `host:port` for a URL or socket address: `192.0.2.1:80`, `[2001:db8::1]:80`. */
+export function formatHostPort(a: Ip, port: number): string {
+  return a.family === 6 ? `[${formatIp(a)}]:${port}` : `${formatIp(a)}:${port}`;
+}
+
 export function ipEquals(a: Ip, b: Ip): boolean {
   return a.family === b.family && a.value === b.value;
 }

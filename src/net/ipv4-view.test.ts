@@ -13,6 +13,8 @@ import {
   formatIPv4,
   hostRange,
   isNetworkAddress,
+  macForIp,
+  macForIPv4,
   maskOf,
   nthSubnet,
   overlaps,
@@ -27,6 +29,7 @@ import {
   fromV4Number,
   lastAddress,
   nthSubprefix,
+  parseIp,
   parseIpOf,
   parsePrefixOf,
   prefixContains,
@@ -143,5 +146,14 @@ describe('isNetworkAddress / nthSubnet', () => {
     assert.equal(nthSubnet(net, 24, 1.5), undefined);
     assert.ok(isNetworkAddress(parseIPv4('10.244.1.0')!, 24));
     assert.ok(!isNetworkAddress(parseIPv4('10.244.1.1')!, 24));
+  });
+});
+
+describe('macForIp', () => {
+  it('IPv4: exactly macForIPv4; IPv6: 0a:58 + the low 32 bits', () => {
+    fc.assert(fc.property(uint32, (n) => macForIp(fromV4Number(n)) === macForIPv4(n) && macForIp(fromV4Number(n), 0x0e) === macForIPv4(n, 0x0e)), RUNS);
+    assert.equal(macForIp(parseIp('fd00:10:244:1::a')!), '0a:58:00:00:00:0a');
+    assert.equal(macForIp(parseIp('fd00:10:244:1::c0a8:101')!), '0a:58:c0:a8:01:01');
+    assert.equal(macForIp(parseIp('192.168.1.1')!), '0a:58:c0:a8:01:01');
   });
 });

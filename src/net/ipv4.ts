@@ -8,7 +8,7 @@
  * trip costs 10-20x; ipv4-view.test.ts proves each one equal to its ip.ts counterpart.
  * Parsers return `undefined` on bad input; callers turn that into their own typed error.
  */
-import { formatIPv4Number, nthSubprefix, parseIPv4Number, parsePrefixOf } from './ip.js';
+import { formatIPv4Number, nthSubprefix, parseIPv4Number, parsePrefixOf, type Ip } from './ip.js';
 
 export interface Cidr {
   /** Network address (host bits zero). */
@@ -84,6 +84,15 @@ export function hostRange(c: Cidr): { first: number; last: number } {
 export function macForIPv4(ip: number, firstOctet = 0x0a): string {
   const bytes = [firstOctet, 0x58, (ip >>> 24) & 255, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255];
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/**
+ * Pod MAC for an address of either family: IPv4 exactly as macForIPv4 (running pods keep theirs);
+ * IPv6 (a v6-only pod) `firstOctet:58` + the low 32 bits of the address, unique among the pods of one
+ * node subnet (a /64 hands out far fewer than 2^32 addresses), so unique on the node's bridge.
+ */
+export function macForIp(a: Ip, firstOctet = 0x0a): string {
+  return macForIPv4(Number(a.value & 0xffffffffn), firstOctet);
 }
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
