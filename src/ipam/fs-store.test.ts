@@ -334,3 +334,14 @@ describe('FsIpamStore, IPv6 (dual stack)', () => {
     assert.equal(V6_CODEC.parse('10.244.1.9'), undefined);
   });
 });
+
+describe('FsIpamStore.openExisting, IPv6', () => {
+  it('is undefined for a network that never had an IPv6 store (DEL/GC skip the IPv6 pass)', () => {
+    const dataDir = freshDataDir();
+    FsIpamStore.open(dataDir, 'net');
+    assert.ok(FsIpamStore.openExisting(dataDir, 'net'));
+    assert.equal(FsIpamStore.openExisting(dataDir, 'net', V6_CODEC), undefined);
+    FsIpamStore.open(dataDir, 'net', V6_CODEC);
+    assert.ok(FsIpamStore.openExisting(dataDir, 'net', V6_CODEC));
+  });
+});

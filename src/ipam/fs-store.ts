@@ -111,7 +111,10 @@ export class FsIpamStore<A extends Addr = number> implements IpamStore<A> {
   static openExisting<B extends Addr>(dataDir: string, network: string, codec: AddrCodec<B>): FsIpamStore<B> | undefined;
   static openExisting(dataDir: string, network: string, codec: AddrCodec<Addr> = V4_CODEC as AddrCodec<Addr>): FsIpamStore<Addr> | undefined {
     const dir = path.join(dataDir, network);
-    return fs.existsSync(dir) ? new FsIpamStore(dir, codec) : undefined;
+    // IPv6 records exist only where an IPv6 store was opened (its index dir): an IPv4-only network's
+    // DEL and GC skip the IPv6 pass without listing the directory.
+    const marker = codec === (V4_CODEC as AddrCodec<Addr>) ? dir : path.join(dir, codec.indexDir);
+    return fs.existsSync(marker) ? new FsIpamStore(dir, codec) : undefined;
   }
 
   private tmpName(): string {

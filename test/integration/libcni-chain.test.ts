@@ -359,3 +359,53 @@ test('libcni 1.3.1: GC and STATUS at CNI 1.1.0', { timeout: 600_000 }, async () 
     assert.deepEqual(ipamFiles(dataDir, network), []);
   });
 });
+
+test(`libcni 1.3.1: dual-stack twill -> portmap -> bandwidth (reference plugins ${REFERENCE_VERSION}) at CNI 1.1.0`, { timeout: 900_000 }, async () => {
+  const pluginDir = ensureReferencePlugins(REFERENCE_VERSION, ['meta/portmap', 'meta/bandwidth']);
+  await withScope((s) => {
+    const host = s.netns('host');
+    const pod = s.netns('pod');
+    const dataDir = s.tmpdir('ipam');
+    const subnetFile = path.join(s.tmpdir('run'), 'subnet.env');
+    const network = 'twl-chain6';
+    const twill = { type: 'twill', ipam: { type: 'twill', ranges: [[{ subnet: '10.234.1.0/24' }], [{ subnet: 'fd00:10:244:34::/64' }]], dataDir, subnetFile } };
+    const conflist = writeConflist(s, {
+      cniVersion: '1.1.0',
+      name: network,
+      plugins: [twill, { type: 'portmap', capabilities: { portMappings: true } }, { type: 'bandwidth', capabilities: { bandwidth: true } }],
+    });
+    const cacheDir = s.tmpdir('libcni-cache');
+    const containerId = 'chain6-ctr-1';
+    const base = { host, conflist, cacheDir, binDirs: [twillBinDir(s), pluginDir], containerId, netns: netnsPath(pod), ifName: 'eth0' };
+    const runtimeConfig = {
+      portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+      bandwidth: { ingressRate: 50_000_000, ingressBurst: 4_000_000, egressRate: 40_000_000, egressBurst: 4_000_000 },
+    };
+    const result = mustDriver({ ...base, verb: 'add', runtimeConfig }).result ?? {};
+    const ips = result.ips as Array<{ address: string; gateway?: string }>;
+    assert.deepEqual(
+      ips.map((i) => [i.address, i.gateway]),
+      [
+        ['10.234.1.2/24', '10.234.1.1'],
+        ['fd00:10:244:34::2/64', 'fd00:10:244:34::1'],
+      ],
+    );
+    assert.deepEqual(result.routes, [
+      { dst: '0.0.0.0/0', gw: '10.234.1.1' },
+      { dst: '::/0', gw: 'fd00:10:244:34::1' },
+    ]);
+    // portmap saw both addresses in prevResult: a DNAT per family.
+    const v6nat = sh(['ip', 'netns', 'exec', host, 'ip6tables-save', '-t', 'nat']).stdout + sh(['ip', 'netns', 'exec', host, 'nft', 'list', 'table', 'ip6', 'cni_hostport']).stdout;
+    assert.match(v6nat, /fd00:10:244:34::2\]?:80/, `IPv6 DNAT to the pod: ${v6nat}`);
+    const v4 = portmapRules(host);
+    assert.match(v4.iptables + v4.nftables, /10\.234\.1\.2:80\b/, 'IPv4 DNAT to the pod');
+    assert.ok(ping(pod, 'fd00:10:244:34::1'), 'pod reaches its IPv6 gateway');
+    // CHECK through the chain: twill checks both families, portmap both DNATs (v1.10.0).
+    mustDriver({ ...base, verb: 'check', runtimeConfig });
+    mustDriver({ ...base, verb: 'del', runtimeConfig });
+    assert.equal(readdirSync(path.join(dataDir, network)).filter((f) => /^\d+\.|^fd00:/.test(f)).length, 0, 'both reservations released');
+    const after6 = sh(['ip', 'netns', 'exec', host, 'ip6tables-save', '-t', 'nat']).stdout;
+    assert.doesNotMatch(after6, /fd00:10:244:34::2/, 'IPv6 DNAT removed');
+    mustDriver({ ...base, verb: 'del', runtimeConfig });
+  });
+});
