@@ -319,3 +319,43 @@ describe('Agent backend and MTU switches', () => {
     }
   });
 });
+
+describe('Agent dual stack', () => {
+  it('after IPv6 is enabled, a restarted agent keeps its IPv4 subnet, adds an IPv6 one, announces --public-ipv6 and writes TWILL_IPV6_*', async () => {
+    const store = new MemoryDatastore();
+    const kernel = new FakeKernel();
+    kernel.addForeignLink('eth0');
+    await store.create(CONFIG_KEY, JSON.stringify({ Network: '10.244.0.0/16', SubnetLen: 24, Backend: { Type: 'vxlan' } }));
+    const log = pino({ level: 'silent' });
+    const stop = new AbortController();
+    const agent = new Agent({ options: options(30), store, kernel, runner, asyncRunner, log, metrics: new AgentMetrics(), ensureSysctl: () => false });
+    const running = agent.run(stop.signal);
+    await until('the first reconcile', () => agent.ready().ok);
+    const own = agent.status().subnet;
+    assert.equal(agent.status().subnet6, undefined);
+    assert.doesNotMatch(readFileSync(options(30).subnetFile, 'utf8'), /IPV6/);
+    const cfg = await store.get(CONFIG_KEY);
+    await store.update(CONFIG_KEY, JSON.stringify({ Network: '10.244.0.0/16', SubnetLen: 24, EnableIPv6: true, IPv6Network: 'fd00:10:244::/56', Backend: { Type: 'vxlan' } }), cfg?.modRevision ?? 0);
+    await until('the running agent to report the layout change', () => /IPv6 layout changed/.test(agent.status().configError ?? ''));
+    stop.abort();
+    await running;
+
+    const stop2 = new AbortController();
+    const agent2 = new Agent({ options: { ...options(31), publicIpv6: '2001:db8::11' }, store, kernel, runner, asyncRunner, log, metrics: new AgentMetrics(), ensureSysctl: () => false });
+    const running2 = agent2.run(stop2.signal);
+    await until('the restarted agent to reconcile', () => agent2.ready().ok);
+    const s = agent2.status();
+    assert.equal(s.subnet, own, 'IPv4 subnet kept (no renumbering)');
+    assert.match(s.subnet6 ?? '', /^fd00:10:244:[0-9a-f]{1,2}::\/64$/);
+    assert.equal(s.publicIPv6, '2001:db8::11');
+    const env = readFileSync(options(31).subnetFile, 'utf8');
+    assert.match(env, /^TWILL_IPV6_NETWORK=fd00:10:244::\/56$/m);
+    assert.match(env, new RegExp(`^TWILL_IPV6_SUBNET=${(s.subnet6 ?? '').replace('::/64', '::1/64')}$`, 'm'));
+    const { items } = await store.list('/twill/subnets/');
+    assert.equal(items.length, 1, 'still one lease key');
+    assert.match(items[0]?.value ?? '', /"ipv6Subnet":"fd00:10:244:[0-9a-f]+::\/64","publicIPv6":"2001:db8::11"/);
+    assert.equal((await store.list('/twill/ipv6-subnets/')).items.length, 1);
+    stop2.abort();
+    await running2;
+  });
+});

@@ -28,7 +28,7 @@ import type { Lease, LeaseAttributes } from '../model/lease.js';
 import { LeaseManager, isLeaseError } from '../model/lease-manager.js';
 import { describePeerDiff, diffPeers, peersFromLeases, type Peer } from '../model/peers.js';
 import { formatCidr, formatIPv4, parseIPv4 } from '../net/ipv4.js';
-import type { IpPrefix } from '../net/ip.js';
+import { formatIp, formatPrefix, parseIpOf, type IpPrefix } from '../net/ip.js';
 import type { AgentMetrics, HealthState } from './health.js';
 import { hostIdFile, loadHostId } from './host-id.js';
 import { detectUnderlay, underlayWant, type Underlay } from './local-node.js';
@@ -37,6 +37,7 @@ import { recordObjectFailures } from './object-failures.js';
 import { ip6MasqOn, ipMasqOn, type AgentOptions } from './options.js';
 import { LeaseSet } from './lease-set.js';
 import { writeSubnetFile } from './subnet-file.js';
+import type { SubnetEnv } from '../common/subnet-env.js';
 
 export interface AgentParts {
   options: AgentOptions;
@@ -54,7 +55,11 @@ export interface AgentStatus {
   node: string;
   phase: string;
   subnet?: string;
+  /** Dual stack: this node's IPv6 pod subnet. */
+  subnet6?: string;
   publicIP?: string;
+  /** The IPv6 underlay address announced in the lease (--public-ipv6). */
+  publicIPv6?: string;
   /** The underlay interface and address, and why they were chosen. */
   underlay?: { iface: string; ip: string; reason: string };
   backend?: string;
@@ -62,7 +67,7 @@ export interface AgentStatus {
   hostId?: string;
   leaseExpiresAt?: string;
   /** `error`/`errorCode`: why this peer cannot be programmed (errorCode is a backend PeerError code, e.g. not-on-underlay). */
-  peers: Array<{ node: string; subnet: string; publicIP: string; backend: string; error?: string; errorCode?: string }>;
+  peers: Array<{ node: string; subnet: string; subnet6?: string; publicIP: string; publicIPv6?: string; backend: string; error?: string; errorCode?: string }>;
   lastReconcile?: { at: string; changes: number; converged: boolean; errors: string[] };
   configError?: string;
 }
@@ -131,6 +136,8 @@ export class Agent implements HealthState {
     const s: AgentStatus = { node: this.p.options.nodeName, phase: this.phase, peers: [] };
     if (this.lease) {
       s.subnet = formatCidr(this.lease.subnet);
+      if (this.lease.ipv6Subnet) s.subnet6 = formatPrefix(this.lease.ipv6Subnet);
+      if (this.lease.publicIPv6) s.publicIPv6 = this.lease.publicIPv6;
       s.leaseExpiresAt = new Date(this.lease.expiresAt).toISOString();
     }
     if (this.underlay) {
@@ -142,6 +149,8 @@ export class Agent implements HealthState {
     const errors = new Map((this.lastDesiredErrors ?? []).map((e) => [e.peer, e]));
     s.peers = this.peers.map((p) => {
       const row: AgentStatus['peers'][number] = { node: p.nodeName, subnet: formatCidr(p.subnet), publicIP: p.publicIP, backend: p.backendType };
+      if (p.subnet6) row.subnet6 = formatPrefix(p.subnet6);
+      if (p.publicIPv6) row.publicIPv6 = p.publicIPv6;
       const err = errors.get(p.nodeName);
       if (err) {
         row.error = err.message;
@@ -213,9 +222,14 @@ export class Agent implements HealthState {
     return undefined;
   }
 
-  private localNode(subnet: Lease['subnet'] | undefined): LocalNode {
+  private localNode(subnet: Lease['subnet'] | undefined, subnet6?: Lease['ipv6Subnet']): LocalNode {
     const u = this.underlay as Underlay;
+    // The IPv6 underlay: --public-ipv6 or the interface's stable global address (local-node.ts).
+    const publicIP6 = u.ip6 ?? (this.p.options.publicIpv6 === undefined ? undefined : parseIpOf(6, this.p.options.publicIpv6));
     return {
+      ...(subnet6 === undefined ? {} : { subnet6 }),
+      ...(publicIP6 === undefined ? {} : { publicIP6 }),
+      ...(u.cidr6 === undefined ? {} : { underlayCidr6: u.cidr6 }),
       name: this.p.options.nodeName,
       publicIP: u.ip,
       subnet: subnet ?? { network: 0, prefix: 32 },
@@ -242,6 +256,7 @@ export class Agent implements HealthState {
         name: this.p.options.nodeName,
         ...(this.hostId === undefined ? {} : { hostId: this.hostId }),
         publicIP: formatIPv4(provisional.publicIP),
+        ...(provisional.publicIP6 ? { publicIPv6: formatIp(provisional.publicIP6) } : {}),
         backendType: backend.name,
         backendData: backend.leaseAttributes(provisional),
       });
@@ -258,17 +273,14 @@ export class Agent implements HealthState {
 
   private setLease(lease: Lease): void {
     const backend = this.backend as BoundBackend;
-    const changed = !this.lease || formatCidr(this.lease.subnet) !== formatCidr(lease.subnet);
+    const v6 = (l: Lease | undefined): string => (l?.ipv6Subnet ? formatPrefix(l.ipv6Subnet) : '');
+    const changed = !this.lease || formatCidr(this.lease.subnet) !== formatCidr(lease.subnet) || v6(this.lease) !== v6(lease);
     this.lease = lease;
-    this.local = this.localNode(lease.subnet);
+    this.local = this.localNode(lease.subnet, lease.ipv6Subnet);
     this.p.metrics.leaseExpiry.set(lease.expiresAt / 1000);
-    const wrote = writeSubnetFile(this.p.options.subnetFile, {
-      network: formatCidr((this.config as ClusterConfig).network),
-      subnet: `${formatIPv4(lease.subnet.network + 1)}/${lease.subnet.prefix}`,
-      mtu: backend.podMtu(this.local),
-      ipMasq: ipMasqOn(this.p.options),
-    });
-    if (changed) this.p.log.info({ subnet: formatCidr(lease.subnet), expiresAt: new Date(lease.expiresAt).toISOString(), subnetFile: wrote ? 'written' : 'unchanged' }, 'subnet lease held');
+    const config = this.config as ClusterConfig;
+    const wrote = writeSubnetFile(this.p.options.subnetFile, subnetFileEnv(config, lease, backend.podMtu(this.local), ipMasqOn(this.p.options)));
+    if (changed) this.p.log.info({ subnet: formatCidr(lease.subnet), ...(lease.ipv6Subnet ? { subnet6: v6(lease) } : {}), expiresAt: new Date(lease.expiresAt).toISOString(), subnetFile: wrote ? 'written' : 'unchanged' }, 'subnet lease held');
   }
 
   /** Follows the cluster config key; an invalid config is reported and the last good one kept. */
@@ -333,8 +345,8 @@ export class Agent implements HealthState {
     const rendered = renderClusterConfig(parsed.config);
     this.configError = undefined;
     if (rendered === this.configText) return;
-    if (this.config && (formatCidr(this.config.network) !== formatCidr(parsed.config.network) || this.config.subnetLen !== parsed.config.subnetLen)) {
-      this.configError = 'Network/SubnetLen changed: a running agent keeps its lease; restart the agents to re-lease';
+    if (this.config && (formatCidr(this.config.network) !== formatCidr(parsed.config.network) || this.config.subnetLen !== parsed.config.subnetLen || ipv6LayoutText(this.config) !== ipv6LayoutText(parsed.config))) {
+      this.configError = 'Network/SubnetLen/IPv6 layout changed: a running agent keeps its lease; restart the agents to re-lease (a restarted agent keeps its IPv4 subnet and adds an IPv6 one)';
       log.error({ network: formatCidr(parsed.config.network) }, this.configError);
       return;
     }
@@ -409,7 +421,12 @@ export class Agent implements HealthState {
     const manager = this.leaseManager;
     const backend = this.backend;
     if (!lease || !manager || !backend || !this.local) return;
-    const want = { publicIP: formatIPv4(this.local.publicIP), backendType: backend.name, backendData: backend.leaseAttributes(this.local) };
+    const want: LeaseAttributes = {
+      publicIP: formatIPv4(this.local.publicIP),
+      ...(this.local.publicIP6 ? { publicIPv6: formatIp(this.local.publicIP6) } : {}),
+      backendType: backend.name,
+      backendData: backend.leaseAttributes(this.local),
+    };
     if (!sameAttributes(lease, want)) {
       try {
         const next = await manager.renew(lease, want);
@@ -459,7 +476,7 @@ export class Agent implements HealthState {
     recordObjectFailures(report, metrics, log);
     this.p.ensureSysctl(IP_FORWARD, '1');
     // Dual stack: the IPv6 network comes with the model slice's cluster config (EnableIPv6).
-    const network6 = (this.config as { ipv6Network?: IpPrefix }).ipv6Network;
+    const network6: IpPrefix | undefined = this.config.ipv6?.network;
     if (this.local.subnet6 !== undefined) this.p.ensureSysctl(IPV6_FORWARD, '1');
     const nft = await ensureAgentTable(this.p.asyncRunner, {
       clusterNetwork: this.config.network,
@@ -490,11 +507,41 @@ export class Agent implements HealthState {
 
 function sameAttributes(a: LeaseAttributes, b: LeaseAttributes): boolean {
   const ka = Object.keys(a.backendData);
-  return a.publicIP === b.publicIP && a.backendType === b.backendType && ka.length === Object.keys(b.backendData).length && ka.every((k) => a.backendData[k] === b.backendData[k]);
+  return a.publicIP === b.publicIP && a.publicIPv6 === b.publicIPv6 && a.backendType === b.backendType && ka.length === Object.keys(b.backendData).length && ka.every((k) => a.backendData[k] === b.backendData[k]);
 }
 
 function toBackendPeer(p: Peer): BackendPeer | undefined {
   const ip = parseIPv4(p.publicIP);
   if (ip === undefined) return undefined;
-  return { name: p.nodeName, publicIP: ip, subnet: p.subnet, backendType: p.backendType, backendData: p.backendData };
+  const publicIP6 = p.publicIPv6 === undefined ? undefined : parseIpOf(6, p.publicIPv6);
+  return {
+    name: p.nodeName,
+    publicIP: ip,
+    subnet: p.subnet,
+    backendType: p.backendType,
+    backendData: p.backendData,
+    ...(p.subnet6 ? { subnet6: p.subnet6 } : {}),
+    ...(publicIP6 ? { publicIP6 } : {}),
+  };
+}
+
+/** The IPv6 half of the config as text ('' without IPv6), to see whether it changed. */
+function ipv6LayoutText(c: ClusterConfig): string {
+  const v6 = c.ipv6;
+  return v6 ? `${formatPrefix(v6.network)} ${v6.subnetLen} ${v6.subnetMin} ${v6.subnetMax}` : '';
+}
+
+/** What the plugin reads: both families' network and gateway/prefix when the lease has an IPv6 subnet (flannel's names, TWILL_). */
+export function subnetFileEnv(config: ClusterConfig, lease: Pick<Lease, 'subnet' | 'ipv6Subnet'>, mtu: number, ipMasq: boolean): SubnetEnv {
+  const env: SubnetEnv = {
+    network: formatCidr(config.network),
+    subnet: `${formatIPv4(lease.subnet.network + 1)}/${lease.subnet.prefix}`,
+    mtu,
+    ipMasq,
+  };
+  if (config.ipv6 && lease.ipv6Subnet) {
+    env.ipv6Network = formatPrefix(config.ipv6.network);
+    env.ipv6Subnet = `${formatIp({ family: 6, value: lease.ipv6Subnet.network + 1n })}/${lease.ipv6Subnet.prefix}`;
+  }
+  return env;
 }

@@ -66,9 +66,10 @@ export class UnderlayError extends Error {
   readonly code = 'UnderlayUnknown';
 }
 
-export function underlayWant(o: Pick<AgentOptions, 'publicIp' | 'publicIface' | 'ifaceRegex' | 'ifaceCidr' | 'ifaceCanReach'>): UnderlayWant {
+export function underlayWant(o: Pick<AgentOptions, 'publicIp' | 'publicIpv6' | 'publicIface' | 'ifaceRegex' | 'ifaceCidr' | 'ifaceCanReach'>): UnderlayWant {
   const w: UnderlayWant = {};
   if (o.publicIp !== undefined) w.ip = o.publicIp;
+  if (o.publicIpv6 !== undefined) w.ip6 = o.publicIpv6;
   if (o.publicIface !== undefined) w.iface = o.publicIface;
   if (o.ifaceRegex?.length) w.ifaceRegex = o.ifaceRegex;
   if (o.ifaceCidr?.length) w.ifaceCidr = o.ifaceCidr;

@@ -114,4 +114,20 @@ describe('twilld options', () => {
     assert.ok(!bad.ok && /TWILL_IP_MASQ=maybe: true or false/.test(bad.errors.join('; ')));
     assert.equal(ipMasqOn({}), true, 'options built without the field (tests, embedders) keep masquerade on');
   });
+
+  it('--public-ipv6 / TWILL_PUBLIC_IPV6: a canonical IPv6 unicast address, absent by default', () => {
+    const none = parseAgentOptions(['--node-name', 'n'], {});
+    assert.ok(none.ok);
+    assert.equal(none.options.publicIpv6, undefined);
+    const flag = parseAgentOptions(['--node-name', 'n', '--public-ipv6', '2001:db8::10'], { TWILL_PUBLIC_IPV6: '2001:db8::99' });
+    assert.ok(flag.ok);
+    assert.equal(flag.options.publicIpv6, '2001:db8::10');
+    const env = parseAgentOptions(['--node-name', 'n'], { TWILL_PUBLIC_IPV6: '2001:db8::99' });
+    assert.ok(env.ok);
+    assert.equal(env.options.publicIpv6, '2001:db8::99');
+    for (const bad of ['192.0.2.1', '2001:DB8::10', '::ffff:192.0.2.1', '::', 'fe80::1%eth0']) {
+      const r = parseAgentOptions(['--node-name', 'n', '--public-ipv6', bad], {});
+      assert.ok(!r.ok && r.errors.some((e) => e.startsWith('publicIpv6: public IPv6')), bad);
+    }
+  });
 });

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import * as z from 'zod';
 import { SUBNET_FILE } from '../common/constants.js';
 import { parseCidr, parseIPv4 } from '../net/ipv4.js';
+import { parseUnderlayIpv6 } from '../model/lease.js';
 import { parseListen } from './listen.js';
 
 /**
@@ -30,6 +31,8 @@ const schema = z
     etcdCert: absolutePath('etcd client certificate').optional(),
     etcdKey: absolutePath('etcd client key').optional(),
     publicIp: z.string().refine((v) => parseIPv4(v) !== undefined, 'public IP: an IPv4 address').optional(),
+    /** This node's IPv6 underlay address, announced in the lease (dual stack over IPv4 does not need it). */
+    publicIpv6: z.string().refine((v) => parseUnderlayIpv6(v) !== undefined, 'public IPv6: a canonical IPv6 unicast address (RFC 5952, e.g. 2001:db8::10)').optional(),
     publicIface: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'public interface: a link name').optional(),
     ifaceRegex: z.array(z.string().min(1).refine(validRegex, 'interface regex: a valid regular expression')).optional(),
     ifaceCidr: z.array(z.string().refine((v) => parseCidr(v, false) !== undefined, 'interface CIDR: an IPv4 CIDR')).optional(),
@@ -97,6 +100,7 @@ export function parseAgentOptions(argv: string[], env: Record<string, string | u
     .option('--etcd-cert <file>', 'client certificate, absolute path (env TWILL_ETCD_CERT)')
     .option('--etcd-key <file>', 'client key, absolute path (env TWILL_ETCD_KEY)')
     .option('--public-ip <ip>', 'underlay address, held by one of this node\'s interfaces (env TWILL_PUBLIC_IP)')
+    .option('--public-ipv6 <ip>', 'this node\'s IPv6 underlay address, announced in its lease (env TWILL_PUBLIC_IPV6)')
     .option('--public-iface <name>', 'underlay interface (env TWILL_PUBLIC_IFACE)')
     .option('--iface-regex <regex>', 'first interface whose name or IPv4 address matches; repeatable (env TWILL_IFACE_REGEX, comma-separated)', repeat)
     .option('--iface-cidr <cidrs>', 'first address inside one of these CIDRs, comma-separated (env TWILL_IFACE_CIDR)')
@@ -134,6 +138,7 @@ export function parseAgentOptions(argv: string[], env: Record<string, string | u
     etcdCert: o.etcdCert ?? env.TWILL_ETCD_CERT,
     etcdKey: o.etcdKey ?? env.TWILL_ETCD_KEY,
     publicIp: o.publicIp ?? env.TWILL_PUBLIC_IP,
+    publicIpv6: o.publicIpv6 ?? env.TWILL_PUBLIC_IPV6,
     publicIface: o.publicIface ?? env.TWILL_PUBLIC_IFACE,
     ifaceRegex: o.ifaceRegex ?? list(env.TWILL_IFACE_REGEX),
     ifaceCidr: list(o.ifaceCidr ?? env.TWILL_IFACE_CIDR),

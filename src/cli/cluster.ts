@@ -11,11 +11,16 @@ import { spawnRunner } from '../dataplane/command.js';
 import { FsIpamStore } from '../ipam/fs-store.js';
 import { parseClusterConfig, renderClusterConfig } from '../model/cluster-config.js';
 import { isExpired, parseLeases } from '../model/lease.js';
+import { formatPrefix } from '../net/ip.js';
 import { formatCidr, formatIPv4 } from '../net/ipv4.js';
 
 export interface NodeRow {
   name: string;
   subnet: string;
+  /** Dual stack: the node's IPv6 pod subnet, when its lease has one. */
+  subnet6?: string;
+  /** The node's announced IPv6 underlay address, when it has one. */
+  publicIPv6?: string;
   publicIP: string;
   backend: string;
   leaseExpiry: string;
@@ -58,9 +63,11 @@ export async function listNodes(store: Datastore, opts: { probe: boolean; now?: 
   const parsed = parseLeases(items);
   const now = opts.now ?? Date.now();
   const rows = parsed.leases
-    .map((l) => ({
+    .map((l): NodeRow => ({
       name: l.nodeName,
       subnet: formatCidr(l.subnet),
+      ...(l.ipv6Subnet ? { subnet6: formatPrefix(l.ipv6Subnet) } : {}),
+      ...(l.publicIPv6 ? { publicIPv6: l.publicIPv6 } : {}),
       publicIP: l.publicIP,
       backend: l.backendType,
       leaseExpiry: new Date(l.expiresAt).toISOString(),
@@ -77,10 +84,15 @@ export function renderTable(header: string[], rows: string[][]): string[] {
   return [line(header), ...rows.map(line)];
 }
 
+/** The IPv6 columns appear only when some node has an IPv6 subnet or address (a v4-only cluster's table is unchanged). */
 export function renderNodes(rows: NodeRow[]): string[] {
+  const v6 = rows.some((r) => r.subnet6 !== undefined || r.publicIPv6 !== undefined);
+  const expiry = (r: NodeRow): string => (r.expired ? `${r.leaseExpiry} (expired)` : r.leaseExpiry);
+  const reach = (r: NodeRow): string => (r.reachable === null ? '-' : r.reachable ? 'yes' : 'NO');
+  if (!v6) return renderTable(['NAME', 'SUBNET', 'PUBLIC IP', 'BACKEND', 'LEASE EXPIRES', 'REACHABLE'], rows.map((r) => [r.name, r.subnet, r.publicIP, r.backend, expiry(r), reach(r)]));
   return renderTable(
-    ['NAME', 'SUBNET', 'PUBLIC IP', 'BACKEND', 'LEASE EXPIRES', 'REACHABLE'],
-    rows.map((r) => [r.name, r.subnet, r.publicIP, r.backend, r.expired ? `${r.leaseExpiry} (expired)` : r.leaseExpiry, r.reachable === null ? '-' : r.reachable ? 'yes' : 'NO']),
+    ['NAME', 'SUBNET', 'IPV6 SUBNET', 'PUBLIC IP', 'PUBLIC IPV6', 'BACKEND', 'LEASE EXPIRES', 'REACHABLE'],
+    rows.map((r) => [r.name, r.subnet, r.subnet6 ?? '-', r.publicIP, r.publicIPv6 ?? '-', r.backend, expiry(r), reach(r)]),
   );
 }
 
@@ -107,6 +119,7 @@ interface AgentStatusView {
   node?: string;
   phase?: string;
   subnet?: string;
+  subnet6?: string;
   backend?: string;
   underlay?: { iface: string; ip: string; reason: string };
   peers?: Array<{ node: string; error?: string }>;
@@ -122,7 +135,7 @@ export function renderStatus(s: ClusterStatus): string[] {
   ];
   const a = s.agent as AgentStatusView | undefined;
   if (!a) return [...lines, `agent:     ${s.agentError}`];
-  lines.push(`agent:     ${a.node} ${a.phase}, subnet ${a.subnet}, backend ${a.backend}, ${a.peers?.length ?? 0} peers, last reconcile ${a.lastReconcile ? `${a.lastReconcile.changes} changes, ${a.lastReconcile.converged ? 'converged' : 'NOT converged'}` : 'none yet'}`);
+  lines.push(`agent:     ${a.node} ${a.phase}, subnet ${a.subnet}${a.subnet6 ? ` ${a.subnet6}` : ''}, backend ${a.backend}, ${a.peers?.length ?? 0} peers, last reconcile ${a.lastReconcile ? `${a.lastReconcile.changes} changes, ${a.lastReconcile.converged ? 'converged' : 'NOT converged'}` : 'none yet'}`);
   if (a.underlay) lines.push(`underlay:  ${a.underlay.iface} ${a.underlay.ip} (${a.underlay.reason})`);
   for (const p of a.peers ?? []) if (p.error) lines.push(`  peer ${p.node}: ${p.error}`);
   return lines;

@@ -61,4 +61,14 @@ describe('renderSubnetEnv', () => {
       { numRuns: 300 },
     );
   });
+
+  it('dual stack: TWILL_IPV6_NETWORK and TWILL_IPV6_SUBNET round-trip next to the IPv4 keys', () => {
+    const e = { network: '10.244.0.0/16', subnet: '10.244.1.1/24', mtu: 1450, ipMasq: true, ipv6Network: 'fd00:10:244::/56', ipv6Subnet: 'fd00:10:244:1::1/64' };
+    const text = renderSubnetEnv(e);
+    assert.match(text, /^TWILL_IPV6_NETWORK=fd00:10:244::\/56$/m);
+    assert.match(text, /^TWILL_IPV6_SUBNET=fd00:10:244:1::1\/64$/m);
+    assert.deepEqual(parseSubnetEnv(text), e);
+    assert.doesNotMatch(renderSubnetEnv({ network: '10.244.0.0/16' }), /IPV6/);
+  });
 });
+

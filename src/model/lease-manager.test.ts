@@ -402,8 +402,6 @@ describe('LeaseManager: dual stack', () => {
     const { store, manager } = setup(CFG16);
     const old = await manager(1).acquire(node('node-a'));
     assert.equal(old.ipv6Subnet, undefined);
-    const { store: _s, manager: _m, ...rest } = { store, manager, x: 0 };
-    void _s; void _m; void rest;
     const upgraded = await new LeaseManager({ store, config: DUAL, random: seeded(3), now: () => old.expiresAt - 1000 }).acquire(node('node-a'));
     assert.equal(upgraded.key, old.key);
     assert.equal(formatCidr(upgraded.subnet), formatCidr(old.subnet));

@@ -90,3 +90,22 @@ describe('diffPeers', () => {
     assert.deepEqual(describePeerDiff(same), []);
   });
 });
+
+describe('peers: dual stack', () => {
+  const s6 = { family: 6 as const, network: 0xfd000010024400020000000000000000n, prefix: 64 };
+  it('peersFromLeases carries subnet6/publicIPv6; v4-only leases have neither', () => {
+    const peers = peersFromLeases([lease('10.244.2.0/24', 'b', { ipv6Subnet: s6, publicIPv6: '2001:db8::2' }), lease('10.244.3.0/24', 'c')], 'a', NOW);
+    assert.deepEqual(peers[0]?.subnet6, s6);
+    assert.equal(peers[0]?.publicIPv6, '2001:db8::2');
+    assert.equal('subnet6' in (peers[1] as object), false);
+    assert.equal('publicIPv6' in (peers[1] as object), false);
+  });
+  it('a v6 change is a change, and describe shows both families', () => {
+    const before = [peer('10.244.2.0/24', 'b')];
+    const after = [peer('10.244.2.0/24', 'b', { subnet6: s6, publicIPv6: '2001:db8::2' })];
+    const d = diffPeers(before, after);
+    assert.equal(d.changed.length, 1);
+    assert.deepEqual(describePeerDiff(d), ['~ 10.244.2.0/24 b 192.0.2.1 vxlan -> 10.244.2.0/24,fd00:10:244:2::/64 b 192.0.2.1,2001:db8::2 vxlan']);
+    assert.ok(isEmptyDiff(diffPeers(after, [peer('10.244.2.0/24', 'b', { subnet6: { ...s6 }, publicIPv6: '2001:db8::2' })])));
+  });
+});

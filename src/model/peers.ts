@@ -2,6 +2,7 @@
  * The peer list the backends consume, computed from the lease snapshot, and a diff of two peer
  * lists for logging. Pure.
  */
+import { formatPrefix, type IpPrefix } from '../net/ip.js';
 import { formatCidr, type Cidr } from '../net/ipv4.js';
 import { isExpired, type Lease } from './lease.js';
 
@@ -11,6 +12,10 @@ export interface Peer {
   readonly publicIP: string;
   readonly backendType: string;
   readonly backendData: Readonly<Record<string, string>>;
+  /** Dual stack: the peer's IPv6 pod subnet (validated with the lease). */
+  readonly subnet6?: IpPrefix;
+  /** The peer's IPv6 underlay address (canonical text), when it announced one. */
+  readonly publicIPv6?: string;
 }
 
 export interface PeerChange {
@@ -37,6 +42,8 @@ export function peersFromLeases(leases: readonly Lease[], localNodeName: string,
       publicIP: l.publicIP,
       backendType: l.backendType,
       backendData: { ...l.backendData },
+      ...(l.ipv6Subnet === undefined ? {} : { subnet6: { ...l.ipv6Subnet } }),
+      ...(l.publicIPv6 === undefined ? {} : { publicIPv6: l.publicIPv6 }),
     }))
     .sort((a, b) => a.subnet.network - b.subnet.network || a.subnet.prefix - b.subnet.prefix);
 }
@@ -65,9 +72,10 @@ export function isEmptyDiff(d: PeerDiff): boolean {
   return d.added.length === 0 && d.removed.length === 0 && d.changed.length === 0;
 }
 
-/** One line per difference, e.g. `+ 10.244.2.0/24 node-b 192.0.2.2 vxlan`. */
+/** One line per difference, e.g. `+ 10.244.2.0/24 node-b 192.0.2.2 vxlan` (dual stack: `10.244.2.0/24,fd00:10:244:2::/64 node-b 192.0.2.2,2001:db8::2 vxlan`). */
 export function describePeerDiff(d: PeerDiff): string[] {
-  const line = (p: Peer): string => `${formatCidr(p.subnet)} ${p.nodeName} ${p.publicIP} ${p.backendType}`;
+  const line = (p: Peer): string =>
+    `${formatCidr(p.subnet)}${p.subnet6 ? `,${formatPrefix(p.subnet6)}` : ''} ${p.nodeName} ${p.publicIP}${p.publicIPv6 ? `,${p.publicIPv6}` : ''} ${p.backendType}`;
   return [
     ...d.added.map((p) => `+ ${line(p)}`),
     ...d.removed.map((p) => `- ${line(p)}`),
@@ -85,6 +93,7 @@ function dataChange(c: PeerChange): string {
 
 function samePeer(a: Peer, b: Peer): boolean {
   if (a.nodeName !== b.nodeName || a.publicIP !== b.publicIP || a.backendType !== b.backendType) return false;
+  if (a.publicIPv6 !== b.publicIPv6 || (a.subnet6 ? formatPrefix(a.subnet6) : '') !== (b.subnet6 ? formatPrefix(b.subnet6) : '')) return false;
   const ka = Object.keys(a.backendData);
   const kb = Object.keys(b.backendData);
   return ka.length === kb.length && ka.every((k) => a.backendData[k] === b.backendData[k]);
