@@ -25,13 +25,17 @@ const dir = mkdtempSync(path.join(tmpdir(), 'twill-agent-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** `ip -json -batch` for underlay detection: the host is `address`/24 on eth0 with the default route. */
-const underlayRunner = (address: string): CommandRunner => ({
+const underlayRunner = (address: string, address6?: string): CommandRunner => ({
   run: () => ({
     status: 0,
     stderr: '',
     stdout: `${JSON.stringify([{ dst: 'default', gateway: '192.0.2.1', dev: 'eth0' }])}\n${JSON.stringify([
       { ifname: 'lo', mtu: 65536, addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
-      { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: address, prefixlen: 24 }] },
+      {
+        ifname: 'eth0',
+        mtu: 1500,
+        addr_info: [{ family: 'inet', local: address, prefixlen: 24 }, ...(address6 ? [{ family: 'inet6', local: address6, prefixlen: 64, scope: 'global' }] : [])],
+      },
     ])}\n`,
   }),
 });
@@ -341,7 +345,7 @@ describe('Agent dual stack', () => {
     await running;
 
     const stop2 = new AbortController();
-    const agent2 = new Agent({ options: { ...options(31), publicIpv6: '2001:db8::11' }, store, kernel, runner, asyncRunner, log, metrics: new AgentMetrics(), ensureSysctl: () => false });
+    const agent2 = new Agent({ options: { ...options(31), publicIpv6: '2001:db8::11' }, store, kernel, runner: underlayRunner('192.0.2.11', '2001:db8::11'), asyncRunner, log, metrics: new AgentMetrics(), ensureSysctl: () => false });
     const running2 = agent2.run(stop2.signal);
     await until('the restarted agent to reconcile', () => agent2.ready().ok);
     const s = agent2.status();
