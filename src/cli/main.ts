@@ -202,7 +202,7 @@ lab
   .option('--pods <k>', 'pods per node', '2')
   .addOption(new Option('--backend <type>', 'datapath').choices(['vxlan', 'host-gw', 'vxlan-direct']).default('vxlan'))
   .addOption(new Option('--topology <t>', 'l2: one segment; l3: two segments joined by a router').choices(['l2', 'l3']).default('l2'))
-  .addOption(new Option('--ip-family <f>', 'pod address families: ipv4, ipv6 (IPv6-only pods and tunnels) or dual').choices(['ipv4', 'ipv6', 'dual']).default('ipv4'))
+  .addOption(new Option('--ip-family <f>', 'pod address families: ipv4 or dual (ipv6, IPv6-only, is refused until twilld supports it)').choices(['ipv4', 'ipv6', 'dual']).default('ipv4'))
   .option('--network <cidr>', 'cluster pod network (IPv4)', '10.244.0.0/16')
   .option('--network6 <cidr>', 'cluster pod network (IPv6; ipv6 and dual)', LAB_DEFAULT_NETWORK6)
   .option('--resync-interval <s>', 'agents\' full resync period', '10')

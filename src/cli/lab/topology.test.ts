@@ -33,6 +33,8 @@ describe('lab topology per IP family', () => {
 
   it('rejects an unknown family', () => {
     assert.deepEqual(validateLabSpec({ ...base, ipFamily: 'ipx' as never }), ['--ip-family: one of ipv4, ipv6, dual']);
+    assert.deepEqual(validateLabSpec({ ...base, ipFamily: 'ipv6' }), ['--ip-family ipv6: IPv6-only clusters are not supported by twilld yet (use dual)'], 'refused up front, not after a lease timeout');
+    assert.deepEqual(validateLabSpec({ ...base, ipFamily: 'dual' }), []);
   });
 });
 

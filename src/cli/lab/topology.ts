@@ -78,6 +78,8 @@ export function validateLabSpec(spec: LabSpec): string[] {
   if (!Number.isInteger(spec.nodes) || spec.nodes < 1 || spec.nodes > 40) errors.push('--nodes: 1..40');
   if (!Number.isInteger(spec.pods) || spec.pods < 0 || spec.pods > 20) errors.push('--pods: 0..20');
   if (!LAB_IP_FAMILIES.includes(labFamily(spec))) errors.push(`--ip-family: one of ${LAB_IP_FAMILIES.join(', ')}`);
+  // The plan for ipv6 exists (tested), but twilld refuses IPv6-only cluster configs until they are supported.
+  else if (labFamily(spec) === 'ipv6') errors.push('--ip-family ipv6: IPv6-only clusters are not supported by twilld yet (use dual)');
   return errors;
 }
 
