@@ -65,13 +65,22 @@ describe('twill lab: agent lifecycle (vxlan, 3 nodes)', { timeout: 900_000 }, ()
     const before = dataplane(n1);
     assert.ok(before.routes.includes(route));
 
-    inNs(n1, ['ip', 'route', 'del', s2, 'proto', '84']);
-    inNs(n1, ['bridge', 'fdb', 'del', mac2, 'dev', 'twill.1', 'dst', '192.0.2.12', 'self']);
-    inNs(n1, ['ip', 'neigh', 'del', gw2, 'dev', 'twill.1']);
-    assert.ok(!twillRoutes(n1).includes(route), 'route not deleted');
-    assert.ok(!fdbEntries(n1, 'twill.1').includes(`${mac2} 192.0.2.12`), 'FDB entry not deleted');
-    assert.ok(!neighbours(n1, 'twill.1').includes(`${gw2} ${mac2}`), 'neighbour not deleted');
-    const mark = logLineCount(state(), 'node1');
+    // The agent is paused while the objects are deleted and the deletion checked: a periodic resync
+    // landing between the three deletes would otherwise repair some of them before the checks.
+    const pid = state().pids['twilld-node1'] as number;
+    process.kill(pid, 'SIGSTOP');
+    let mark: number;
+    try {
+      inNs(n1, ['ip', 'route', 'del', s2, 'proto', '84']);
+      inNs(n1, ['bridge', 'fdb', 'del', mac2, 'dev', 'twill.1', 'dst', '192.0.2.12', 'self']);
+      inNs(n1, ['ip', 'neigh', 'del', gw2, 'dev', 'twill.1']);
+      assert.ok(!twillRoutes(n1).includes(route), 'route not deleted');
+      assert.ok(!fdbEntries(n1, 'twill.1').includes(`${mac2} 192.0.2.12`), 'FDB entry not deleted');
+      assert.ok(!neighbours(n1, 'twill.1').includes(`${gw2} ${mac2}`), 'neighbour not deleted');
+      mark = logLineCount(state(), 'node1');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
 
     const ms = await waitUntil('node1 to restore the route, FDB entry and neighbour', 2 * RESYNC_SECONDS * 1000 + 3000, () => {
       const d = dataplane(n1);
