@@ -180,7 +180,10 @@ describe('twill lab: agent lifecycle (vxlan, 3 nodes)', { timeout: 900_000 }, ()
 
     const n4 = await labAddNode(s, LAB_PATHS, 4);
     const s4 = subnetOf(s, 'node4');
-    assert.notEqual(s4, s3, 'sanity: node4 holds its own lease');
+    // node3's subnet is free again: node4 may be given it (random start, about 1 in 250). Then node3's
+    // old pod addresses are node4's subnet, and the "node3 is unreachable" check below is moot.
+    const reused = s4 === s3;
+    if (reused) process.stdout.write(`# node4 was given node3's freed subnet ${s3}\n`);
     for (const node of ['node1', 'node2', 'node4']) {
       await waitUntil(`${node} to be programmed for the other live nodes`, 15_000, () => {
         const want = expectedVxlan(peersOf(s, node, ['node3']));
@@ -196,6 +199,6 @@ describe('twill lab: agent lifecycle (vxlan, 3 nodes)', { timeout: 900_000 }, ()
     assert.equal(n, Object.keys(s.pods).filter(live).length * 6 - 3);
     assert.ok(podPing(s, 'node4-pod2', podIp(s, 'node1-pod2')));
     assert.ok(podPing(s, 'node2-pod2', podIp(s, 'node4-pod2')));
-    assert.equal(sh(['ip', 'netns', 'exec', podNetns(s, 'node4-pod1'), 'ping', '-c', '1', '-W', '1', podIp(s, 'node3-pod1')]).status === 0, false, 'node3 left but is still reachable from node4');
+    if (!reused) assert.equal(sh(['ip', 'netns', 'exec', podNetns(s, 'node4-pod1'), 'ping', '-c', '1', '-W', '1', podIp(s, 'node3-pod1')]).status === 0, false, 'node3 left but is still reachable from node4');
   });
 });
