@@ -224,8 +224,8 @@ export class Agent implements HealthState {
 
   private localNode(subnet: Lease['subnet'] | undefined, subnet6?: Lease['ipv6Subnet']): LocalNode {
     const u = this.underlay as Underlay;
-    // The IPv6 underlay: --public-ipv6 or the interface's stable global address (local-node.ts).
-    const publicIP6 = u.ip6 ?? (this.p.options.publicIpv6 === undefined ? undefined : parseIpOf(6, this.p.options.publicIpv6));
+    // The IPv6 underlay: --public-ipv6 (checked against the interfaces) or the interface's stable global address (local-node.ts).
+    const publicIP6 = u.ip6;
     return {
       ...(subnet6 === undefined ? {} : { subnet6 }),
       ...(publicIP6 === undefined ? {} : { publicIP6 }),
